@@ -1,0 +1,175 @@
+"""The ``dli-monitor`` command: ``run``, ``demo``, ``simulate`` and ``check``.
+
+Exit status: 0 on success and on a graceful shutdown, 1 when a check fails or the daemon cannot
+start (e.g. its port is taken), 2 for bad configuration or usage (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from monitor import __version__
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.dli.models import JobState
+from monitor.simulator.app import Faults, Simulator, running_simulator
+from monitor.simulator.world import Lifecycle, World
+
+__all__ = ["main"]
+
+DEMO_QUEUES = ("etl", "reporting", "adhoc")
+DEMO_PROJECT = "demo0project0000000000000000000"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dli-monitor",
+        description="Watch Huawei Cloud DLI Spark batch jobs: JSON events and Prometheus metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"dli-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the daemon (configured by DLI_MONITOR_* variables)")
+    run.add_argument("--config", type=Path, help="a TOML file of settings (env vars win)")
+
+    check = sub.add_parser("check", help="validate the configuration and reach every queue once")
+    check.add_argument("--config", type=Path, help="a TOML file of settings (env vars win)")
+
+    demo = sub.add_parser("demo", help="the daemon against the built-in simulator, no set-up")
+    demo.add_argument("--listen", default="0.0.0.0:10071", help="metrics address (host:port)")
+    demo.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
+    demo.add_argument("--interval", type=float, default=1.0, help="poll interval, seconds")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    sim = sub.add_parser("simulate", help="the fake DLI service alone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8080)
+    sim.add_argument("--project-id", default=DEMO_PROJECT)
+    sim.add_argument("--queues", default=",".join(DEMO_QUEUES), help="comma-separated")
+    sim.add_argument("--jobs", type=int, default=30, help="jobs present at start")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--speed", type=float, default=1.0, help="lifecycle time factor (<1: faster)")
+    sim.add_argument("--arrival", type=float, default=5.0, help="mean seconds between new jobs per queue")
+    sim.add_argument("--ak", help="verify signatures made with this access key")
+    sim.add_argument("--sk", help="… and this secret key")
+    sim.add_argument("--throttle", type=float, default=0.0, help="share of requests answered 429")
+    sim.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of those, seconds")
+    sim.add_argument("--server-error", type=float, default=0.0, help="share answered 500")
+    sim.add_argument("--malformed", type=float, default=0.0, help="share of list pages garbled")
+    sim.add_argument("--timeout-rate", type=float, default=0.0, help="share that never answer")
+    sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(load_settings(args.config))
+        if args.command == "check":
+            from monitor.check import check
+
+            return anyio.run(check, load_settings(args.config))
+        if args.command == "demo":
+            return anyio.run(_demo, args)
+        if args.command == "simulate":
+            return anyio.run(_simulate, args)
+    except ConfigError as exc:
+        print(f"dli-monitor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 2
+
+
+def _require_project(settings: Settings) -> None:
+    if settings.project_id is None:
+        raise ConfigError("invalid configuration: DLI_MONITOR_PROJECT_ID: required for run")
+
+
+def _run(settings: Settings) -> int:
+    _require_project(settings)
+    from monitor.daemon import Daemon
+    from monitor.events import configure_logging
+
+    configure_logging(settings.log_format)
+    try:
+        anyio.run(Daemon(settings).run)
+    except OSError as exc:  # the metrics port is taken, or not ours to bind
+        print(f"dli-monitor: cannot listen on {settings.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _world(project_id: str, queues: Sequence[str], seed: int, jobs: int, lifecycle: Lifecycle) -> World:
+    return World(
+        project_id, queues, seed=seed, now_ms=int(time.time() * 1000), lifecycle=lifecycle,
+        initial_jobs=jobs,
+    )
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from monitor.config import parse_listen
+    from monitor.daemon import Daemon
+    from monitor.events import configure_logging
+
+    try:
+        parse_listen(args.listen)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: --listen: {exc}") from None
+    # A fast lifecycle, so jobs visibly move within seconds of starting.
+    lifecycle = Lifecycle(
+        starting=(2.0, 6.0), running=(4.0, 20.0), recovering=(2.0, 5.0), arrival_interval=4.0
+    )
+    world = _world(DEMO_PROJECT, DEMO_QUEUES, args.seed, 30, lifecycle)
+    sim = Simulator(world, seed=args.seed)
+    configure_logging(args.log_format)
+    async with running_simulator(sim) as url:
+        settings = Settings(
+            project_id=DEMO_PROJECT,
+            endpoint=url,
+            queues=DEMO_QUEUES,
+            poll_interval=args.interval,
+            auth="none",
+            listen=args.listen,
+            log_format=args.log_format,
+        )
+        daemon = Daemon(settings)
+        try:
+            with anyio.move_on_after(args.duration if args.duration else float("inf")):
+                await daemon.run()
+        except OSError as exc:
+            print(f"dli-monitor: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    if not queues:
+        raise ConfigError("invalid configuration: --queues: at least one queue is needed")
+    lifecycle = Lifecycle(arrival_interval=args.arrival).scaled(args.speed)
+    world = _world(args.project_id, queues, args.seed, args.jobs, lifecycle)
+    faults = Faults(
+        throttle=args.throttle,
+        retry_after=args.retry_after,
+        server_error=args.server_error,
+        malformed=args.malformed,
+        timeout=args.timeout_rate,
+        latency=args.latency,
+    )
+    if (args.ak is None) != (args.sk is None):
+        raise ConfigError("invalid configuration: --ak and --sk go together")
+    credentials = (args.ak, args.sk) if args.ak is not None else None
+    sim = Simulator(world, faults=faults, seed=args.seed, credentials=credentials)
+    async with running_simulator(sim, args.host, args.port) as url:
+        counts = {s.value: sum(world.counts(q)[s] for q in queues) for s in JobState}
+        print(f"simulating DLI project {args.project_id} at {url} (jobs: {counts})", flush=True)
+        await anyio.sleep_forever()
+    return 0

@@ -1,0 +1,239 @@
+"""Configuration: environment variables ``DLI_MONITOR_*`` (contract), optionally a TOML file.
+
+Precedence, highest first: environment, files in the secrets directory, the ``--config`` TOML
+file, defaults. Every problem is reported as one line naming the variable
+(:class:`ConfigError`), which the CLI prints before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from monitor.metrics import DEFAULT_DURATION_BUCKETS
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+PREFIX = "DLI_MONITOR_"
+_PROJECT_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+# DLI queue names: letters, digits and underscores, at most 128 characters.
+_QUEUE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``str()`` is one line naming the setting."""
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """dli-monitor's settings. Field ``x`` is read from ``DLI_MONITOR_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="forbid", case_sensitive=False, frozen=True
+    )
+
+    project_id: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    queues: Annotated[tuple[str, ...], NoDecode] = ()
+    poll_interval: float = Field(30.0, gt=0, le=86400)
+    page_size: int = Field(100, ge=1, le=1000)
+    max_concurrency: int = Field(4, ge=1, le=256)
+    max_rps: float = Field(10.0, gt=0, le=10000)
+    request_timeout: float = Field(10.0, gt=0, le=300)
+    auth: Literal["aksk", "token", "none"] = "aksk"
+    ak: SecretStr | None = Field(None, validation_alias=AliasChoices(f"{PREFIX}AK", "HUAWEICLOUD_SDK_AK", "ak"))
+    sk: SecretStr | None = Field(None, validation_alias=AliasChoices(f"{PREFIX}SK", "HUAWEICLOUD_SDK_SK", "sk"))
+    security_token: SecretStr | None = None
+    listen: str = "0.0.0.0:10071"
+    log_format: Literal["json", "console", "auto"] = "auto"
+    state_file: Path | None = None
+    duration_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_DURATION_BUCKETS
+    secrets_dir: Path | None = None
+
+    @field_validator("project_id")
+    @classmethod
+    def _project_id(cls, value: str | None) -> str | None:
+        if value is not None and not _PROJECT_ID.match(value):
+            raise ValueError("must be 1 to 64 letters or digits")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION.match(value):
+            raise ValueError("must look like cn-north-4")
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _queues(cls, value: Any) -> Any:
+        names = _split(value)
+        for name in names:
+            if not _QUEUE.match(name):
+                raise ValueError(f"{name!r} is not a queue name (letters, digits, _ and -)")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a queue twice")
+        return names
+
+    @field_validator("duration_buckets", mode="before")
+    @classmethod
+    def _buckets(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("duration_buckets")
+    @classmethod
+    def _buckets_sorted(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(b <= 0 for b in value) or list(value) != sorted(set(value)):
+            raise ValueError("must be positive numbers in increasing order")
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _auth(self) -> Settings:
+        if self.region is None and self.endpoint is None and self.project_id is not None:
+            raise ValueError(f"{PREFIX}REGION or {PREFIX}ENDPOINT must be set")
+        if self.auth == "aksk" and (self.ak is None or self.sk is None):
+            raise ValueError(
+                f"{PREFIX}AUTH=aksk needs {PREFIX}AK and {PREFIX}SK "
+                "(or HUAWEICLOUD_SDK_AK/SK, or files in the secrets dir)"
+            )
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL: the endpoint if set, else the region's public endpoint."""
+        if self.endpoint:
+            return self.endpoint
+        return f"https://dli.{self.region}.myhuaweicloud.com"
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    def summary(self) -> dict[str, Any]:
+        """The configuration without secrets, for the ``monitor.started`` event."""
+        return {
+            "endpoint": self.base_url,
+            "queues": list(self.queues),
+            "poll_interval": self.poll_interval,
+            "page_size": self.page_size,
+            "max_concurrency": self.max_concurrency,
+            "max_rps": self.max_rps,
+            "auth": self.auth,
+            "listen": self.listen,
+            "state_file": str(self.state_file) if self.state_file else None,
+        }
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = settings_cls.model_config.get("secrets_dir")
+        if secrets_dir:
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) → (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be host:port with a port from 0 to 65535")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def _field_env(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "configuration"
+    return PREFIX + str(loc[0]).upper()
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        where = _field_env(err["loc"])
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known setting"
+        value = err.get("input")
+        shown = ""
+        if isinstance(value, str | int | float) and "SK" not in where and "TOKEN" not in where:
+            shown = f" (got {value!r})"
+        problems.append(f"{where}: {msg}{shown}" if err["loc"] else msg)
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings`; raise :class:`ConfigError` with one readable line on any problem.
+
+    ``overrides`` win over every source (the demo uses them).
+    """
+    extra: dict[str, Any] = {}
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"invalid configuration: --config {config_file}: no such file")
+        extra["toml_file"] = config_file
+    secrets_dir = os.environ.get(f"{PREFIX}SECRETS_DIR")
+    if secrets_dir:
+        if not Path(secrets_dir).is_dir():
+            raise ConfigError(
+                f"invalid configuration: {PREFIX}SECRETS_DIR: {secrets_dir} is not a directory"
+            )
+        extra["secrets_dir"] = secrets_dir
+    cls: type[Settings] = Settings
+    if extra:
+        config = SettingsConfigDict(**{**Settings.model_config, **extra})  # type: ignore[typeddict-item]
+        cls = type("FileSettings", (Settings,), {"model_config": config})
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    except (ValueError, OSError) as exc:  # a TOML syntax error, an unreadable file
+        raise ConfigError(f"invalid configuration: {exc}") from None

@@ -1,0 +1,153 @@
+"""Assembly and lifetime of the daemon: settings in, pollers + metrics server running.
+
+Structured concurrency throughout: the pollers and the signal watcher are tasks of one task
+group; shutdown is cancelling that group, after which the state is flushed and the metrics
+server's runner cleaned up.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Sequence
+
+import aiohttp
+import anyio
+from anyio.abc import TaskStatus
+
+from monitor import __version__
+from monitor.config import Settings
+from monitor.dli.auth import AkSkSigner, NoAuth, Signer
+from monitor.dli.client import ClientHooks, DLIClient
+from monitor.events import EventLog
+from monitor.metrics import Metrics
+from monitor.poller import QueuePoller, Target
+from monitor.server import Health, make_app, serve
+
+__all__ = ["Daemon", "build_signer"]
+
+
+def build_signer(settings: Settings) -> Signer:
+    """The request signer ``DLI_MONITOR_AUTH`` asks for."""
+    if settings.auth == "aksk":
+        assert settings.ak is not None and settings.sk is not None  # checked by Settings
+        return AkSkSigner(
+            settings.ak.get_secret_value(),
+            settings.sk,
+            project_id=settings.project_id,
+            security_token=settings.security_token,
+        )
+    return NoAuth()
+
+
+class Daemon:
+    """The monitor for one project: a poller per configured queue (or one for the project)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        signer: Signer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if settings.project_id is None:
+            raise ValueError("project_id is required")
+        self.settings = settings
+        self.project_id = settings.project_id
+        self.metrics = Metrics(__version__, settings.duration_buckets)
+        self.events = EventLog(self.project_id, on_event=self._count_event)
+        self._signer = signer or build_signer(settings)
+        self._clock = clock
+        self.pollers: list[QueuePoller] = []
+        self.addresses: list[str] = []
+        self._scope: anyio.CancelScope | None = None
+
+    def _count_event(self, name: str) -> None:
+        self.metrics.events.labels(name).inc()
+
+    def _targets(self) -> Sequence[Target]:
+        return [Target(q) for q in self.settings.queues] or [Target(None)]
+
+    def live(self) -> tuple[bool, str]:
+        """Live unless a poll loop has made no progress for well over a poll's worth of time."""
+        now = anyio.current_time()
+        for poller in self.pollers:
+            limit = poller.poll_timeout + 2 * poller.interval + 30
+            if poller.heartbeat and now - poller.heartbeat > limit:
+                return False, f"poll loop of {poller.target.label} stalled {now - poller.heartbeat:.0f} s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        waiting = [p.target.label for p in self.pollers if not p.ready]
+        if waiting or not self.pollers:
+            return False, "not yet polled: " + ", ".join(waiting)
+        return True, "ok"
+
+    def stop(self) -> None:
+        """Ask a running daemon to shut down (what SIGTERM does)."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def run(
+        self,
+        *,
+        handle_signals: bool = True,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until cancelled, :meth:`stop` or SIGTERM/SIGINT."""
+        s = self.settings
+        hooks = ClientHooks(
+            on_response=lambda endpoint, code: self.metrics.api_requests.labels(endpoint, code).inc(),
+            on_malformed=lambda endpoint: self.metrics.malformed.labels(endpoint).inc(),
+        )
+        connector = aiohttp.TCPConnector(limit=max(2 * s.max_concurrency, 8))
+        async with aiohttp.ClientSession(
+            connector=connector, headers={"User-Agent": f"dli-monitor/{__version__}"}
+        ) as session:
+            client = DLIClient(
+                session,
+                s.base_url,
+                self.project_id,
+                signer=self._signer,
+                max_concurrency=s.max_concurrency,
+                max_rps=s.max_rps,
+                timeout=s.request_timeout,
+                hooks=hooks,
+            )
+            self.pollers = [
+                QueuePoller(
+                    target,
+                    client,
+                    self.events,
+                    self.metrics,
+                    interval=s.poll_interval,
+                    page_size=s.page_size,
+                    clock=self._clock,
+                )
+                for target in self._targets()
+            ]
+            self.metrics.add_views(lambda: self.pollers)
+            host, port = s.listen_address
+            app = make_app(self.metrics.registry, Health(self.live, self.ready))
+            async with serve(app, host, port) as self.addresses:
+                self.events.started(__version__, s.summary())
+                try:
+                    with anyio.CancelScope() as self._scope:
+                        async with anyio.create_task_group() as tg:
+                            if handle_signals:
+                                tg.start_soon(self._watch_signals, tg.cancel_scope)
+                            for poller in self.pollers:
+                                tg.start_soon(poller.run)
+                            task_status.started()
+                finally:
+                    # Synchronous: runs even while the enclosing scope is being cancelled.
+                    self.events.stopping(__version__, self._stop_reason or "cancelled")
+
+    _stop_reason: str | None = None
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                self._stop_reason = signal.Signals(signum).name
+                scope.cancel()
+                return

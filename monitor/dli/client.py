@@ -1,0 +1,300 @@
+"""The DLI client: one aiohttp session, signing, limits, retries and paging.
+
+:class:`DLIClient` is a thin layer: it sends, retries what is transient, and parses; it holds no
+monitoring rules. Every request goes through one shared concurrency limit and one shared rate
+limit, so all queues together stay within ``max_concurrency`` and ``max_rps``.
+
+Retries: 429, 5xx, timeouts, connection errors and unreadable 2xx bodies are retried with
+exponential backoff and full jitter, honouring ``Retry-After``, up to ``RetryPolicy.attempts``
+per request and a :class:`RetryBudget` per poll. Any other 4xx raises at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import orjson
+from yarl import URL
+
+from monitor.dli.auth import NoAuth, OutgoingRequest, Signer, canonical_query
+from monitor.dli.errors import APIError, DLIError, MalformedResponse, RequestTimeout, TransportError
+from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
+from monitor.dli.ratelimit import RateLimiter
+
+__all__ = ["ClientHooks", "DLIClient", "Listing", "RetryBudget", "RetryPolicy"]
+
+T = TypeVar("T")
+RetryCallback = Callable[[DLIError, int, float], None]
+#: a server answering full pages forever must not keep us paging forever
+MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Per-request retry limits; delays grow as ``base_delay * 2**n`` up to ``max_delay``."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    #: the longest Retry-After we wait inside one poll; a longer one ends the poll
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Full jitter (uniform in [0, cap]); at least what the server asked for."""
+        jitter = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return max(jitter, retry_after or 0.0)
+
+
+@dataclass(slots=True)
+class RetryBudget:
+    """Retries one poll may still spend across all its requests."""
+
+    retries: int = 8
+
+    def take(self) -> bool:
+        if self.retries <= 0:
+            return False
+        self.retries -= 1
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHooks:
+    """Callbacks for metrics: a response or transport failure per request, an unreadable body."""
+
+    on_response: Callable[[str, str], None] = lambda endpoint, code: None
+    on_malformed: Callable[[str], None] = lambda endpoint: None
+
+
+@dataclass(slots=True)
+class Listing:
+    """A full paging pass, deduplicated by job id.
+
+    ``complete`` is true when ``total`` stayed the same on every page and the rows read cover it,
+    i.e. no job can have slipped between pages.
+    """
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    complete: bool = True
+    requests: int = 0
+    rejected: int = 0
+    unknown_state: int = 0
+    request_id: str | None = None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _api_error(status: int, body: bytes, request_id: str | None, retry_after: float | None) -> APIError:
+    code = message = ""
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        code = str(doc.get("error_code") or doc.get("code") or "")
+        message = str(doc.get("error_msg") or doc.get("message") or "")
+    if not message and body and doc is None:
+        message = body[:200].decode("utf-8", "replace").strip()
+    return APIError(status, code, message, request_id, retry_after)
+
+
+class DLIClient:
+    """Speaks ``/v2.0/{project_id}/batches`` over one aiohttp session. Create it in a task."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        project_id: str,
+        *,
+        signer: Signer | None = None,
+        max_concurrency: int = 4,
+        max_rps: float = 10.0,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        hooks: ClientHooks | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        parts = urlsplit(self._base)
+        self._host = parts.netloc
+        self._prefix = parts.path
+        self.project_id = project_id
+        self._signer = signer or NoAuth()
+        self._slots = anyio.CapacityLimiter(max_concurrency)
+        self._rate = RateLimiter(max_rps)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retry = retry or RetryPolicy()
+        self._hooks = hooks or ClientHooks()
+        self._rng = rng or random.Random()
+
+    async def list_page(
+        self,
+        *,
+        offset: int,
+        size: int,
+        queue: str | None = None,
+        filters: Sequence[tuple[str, str]] = (),
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> tuple[ListPage, str | None]:
+        """One page of the listing and its request id."""
+        query = [("from", str(offset)), ("size", str(size)), *filters]
+        if queue:
+            query.append(("queue_name", queue))
+        return await self._request(
+            "list",
+            f"/v2.0/{self.project_id}/batches",
+            query,
+            lambda body, rid: (
+                parse_list_page(body, default_queue=queue or "", request_id=rid),
+                rid,
+            ),
+            budget or RetryBudget(),
+            on_retry,
+        )
+
+    async def list_jobs(
+        self,
+        queue: str | None,
+        *,
+        page_size: int = 100,
+        filters: Sequence[tuple[str, str]] = (),
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> Listing:
+        """Page through every job of ``queue`` (all of the project's if ``None``)."""
+        budget = budget or RetryBudget()
+        listing = Listing()
+        totals: set[int] = set()
+        offset = 0
+        size = page_size
+        rows = 0
+        for _ in range(MAX_PAGES):
+            page, listing.request_id = await self.list_page(
+                offset=offset, size=size, queue=queue, filters=filters, budget=budget,
+                on_retry=on_retry,
+            )
+            listing.requests += 1
+            totals.add(page.total)
+            listing.rejected += page.rejected
+            listing.unknown_state += page.unknown_state
+            for job in page.jobs:
+                # A row seen twice (rows shifted under us) keeps its most recent reading.
+                listing.jobs[job.id] = job
+            offset += page.rows
+            rows += page.rows
+            if page.rows == 0 or offset >= page.total:
+                break
+            if page.rows < size:
+                if offset == page.rows:
+                    size = page.rows  # the server caps page sizes: use its size from now on
+                else:
+                    break
+        else:
+            raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
+        listing.complete = len(totals) == 1 and rows >= min(totals)
+        return listing
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        queue: str | None = None,
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> Job | None:
+        """The job's detail, or ``None`` if the API says it does not exist."""
+        try:
+            return await self._request(
+                "detail",
+                f"/v2.0/{self.project_id}/batches/{job_id}",
+                [],
+                lambda body, rid: parse_job_detail(body, default_queue=queue or "", request_id=rid),
+                budget or RetryBudget(),
+                on_retry,
+            )
+        except APIError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    async def _request(
+        self,
+        endpoint: str,
+        path: str,
+        query: list[tuple[str, str]],
+        parse: Callable[[bytes, str | None], T],
+        budget: RetryBudget,
+        on_retry: RetryCallback | None,
+    ) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                body, request_id = await self._send(endpoint, path, query)
+                try:
+                    return parse(body, request_id)
+                except MalformedResponse:
+                    self._hooks.on_malformed(endpoint)
+                    raise
+            except DLIError as exc:
+                if (
+                    not exc.retryable
+                    or attempt >= self._retry.attempts
+                    or (exc.retry_after or 0) > self._retry.max_retry_after
+                    or not budget.take()
+                ):
+                    raise
+                delay = self._retry.delay(attempt, exc.retry_after, self._rng)
+                if on_retry is not None:
+                    on_retry(exc, attempt, delay)
+                await anyio.sleep(delay)
+
+    async def _send(self, endpoint: str, path: str, query: list[tuple[str, str]]) -> tuple[bytes, str | None]:
+        full_path = self._prefix + path
+        request = OutgoingRequest(
+            "GET", self._host, full_path, tuple(query), headers={"Content-Type": "application/json"}
+        )
+        qs = canonical_query(query)
+        url = URL(f"{self._base}{path}" + (f"?{qs}" if qs else ""), encoded=True)
+        async with self._slots:
+            await self._rate.acquire()
+            headers = await self._signer.headers(request)
+            try:
+                async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    request_id = resp.headers.get("X-Request-Id")
+                    retry_after = _retry_after(resp.headers.get("Retry-After"))
+            except TimeoutError:
+                self._hooks.on_response(endpoint, "error")
+                raise RequestTimeout(f"no response within {self._timeout.total} s") from None
+            except aiohttp.ClientError as exc:
+                self._hooks.on_response(endpoint, "error")
+                raise TransportError(f"{type(exc).__name__}: {exc}") from None
+        self._hooks.on_response(endpoint, str(status))
+        if status >= 400:
+            raise _api_error(status, body, request_id, retry_after)
+        return body, request_id

@@ -1,0 +1,177 @@
+"""Job records and the parsing of DLI list and detail payloads.
+
+Parsing is pure (bytes in, records out) so it can be tested and benchmarked without a network.
+A list page is rejected whole when its envelope is wrong (not an object, ``sessions`` not a list,
+``total`` not an integer); a single bad row is skipped and counted, because one odd job must not
+stop the monitoring of all the others.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from monitor.dli.errors import MalformedResponse
+
+__all__ = [
+    "ACTIVE_STATES",
+    "TERMINAL_STATES",
+    "Job",
+    "JobState",
+    "ListPage",
+    "parse_job_detail",
+    "parse_list_page",
+]
+
+
+class JobState(enum.StrEnum):
+    """The five states of a DLI (Livy) batch job."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RECOVERING = "recovering"
+    SUCCESS = "success"
+    DEAD = "dead"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+ACTIVE_STATES = frozenset({JobState.STARTING, JobState.RUNNING, JobState.RECOVERING})
+TERMINAL_STATES = frozenset({JobState.SUCCESS, JobState.DEAD})
+_STATES: dict[str, JobState] = {s.value: s for s in JobState}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job as one API answer showed it. Times are Unix milliseconds, ``None`` when absent."""
+
+    id: str
+    state: JobState
+    queue: str
+    name: str = ""
+    owner: str = ""
+    app_id: str = ""
+    kind: str = ""
+    sc_type: str = ""
+    create_time: int | None = None
+    update_time: int | None = None
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of ``GET /v2.0/{project_id}/batches``.
+
+    ``rows`` is how many rows the page carried (what decides whether it was the last page);
+    ``rejected`` of them were malformed and ``unknown_state`` had a state we do not know.
+    """
+
+    total: int
+    rows: int
+    jobs: tuple[Job, ...]
+    rejected: int = 0
+    unknown_state: int = 0
+
+
+def _text(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    # Interned: queue, owner, kind and sc_type repeat across thousands of rows.
+    return sys.intern(value) if isinstance(value, str) else ""
+
+
+def _millis(row: dict[str, Any], key: str) -> int | None:
+    value = row.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    return None
+
+
+class _UnknownState(Exception):
+    pass
+
+
+def _job(row: object, default_queue: str) -> Job:
+    if not isinstance(row, dict):
+        raise TypeError("row is not an object")
+    job_id = row.get("id")
+    state = row.get("state")
+    if not isinstance(job_id, str) or not job_id or not isinstance(state, str):
+        raise TypeError("row has no id or state")
+    parsed = _STATES.get(state)
+    if parsed is None:
+        raise _UnknownState(state)
+    # The list rows document both `queue` and `cluster_name`; old rows carry only the latter.
+    queue = _text(row, "queue") or _text(row, "cluster_name") or default_queue
+    return Job(
+        id=job_id,
+        state=parsed,
+        queue=queue,
+        name=_text(row, "name"),
+        owner=_text(row, "owner"),
+        app_id=_text(row, "appId"),
+        kind=_text(row, "kind"),
+        sc_type=_text(row, "sc_type"),
+        create_time=_millis(row, "create_time"),
+        update_time=_millis(row, "update_time"),
+        duration_ms=_millis(row, "duration"),
+    )
+
+
+def _load(body: bytes, request_id: str | None) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(f"response is not JSON: {exc}", request_id) from None
+    if not isinstance(doc, dict):
+        raise MalformedResponse("response is not a JSON object", request_id)
+    return doc
+
+
+def parse_list_page(
+    body: bytes, *, default_queue: str = "", request_id: str | None = None
+) -> ListPage:
+    """Parse a list response body; raise :class:`MalformedResponse` if the envelope is wrong."""
+    doc = _load(body, request_id)
+    sessions = doc.get("sessions", [])
+    total = doc.get("total")
+    if sessions is None:
+        sessions = []
+    if not isinstance(sessions, list):
+        raise MalformedResponse("'sessions' is not a list", request_id)
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise MalformedResponse("'total' is missing or not a non-negative integer", request_id)
+    jobs: list[Job] = []
+    rejected = unknown = 0
+    for row in sessions:
+        try:
+            jobs.append(_job(row, default_queue))
+        except _UnknownState:
+            unknown += 1
+        except TypeError:
+            rejected += 1
+    return ListPage(
+        total=total, rows=len(sessions), jobs=tuple(jobs), rejected=rejected, unknown_state=unknown
+    )
+
+
+def parse_job_detail(
+    body: bytes, *, default_queue: str = "", request_id: str | None = None
+) -> Job:
+    """Parse a ``GET /v2.0/{project_id}/batches/{batch_id}`` response body."""
+    doc = _load(body, request_id)
+    try:
+        return _job(doc, default_queue)
+    except _UnknownState as exc:
+        raise MalformedResponse(f"unknown job state {exc.args[0]!r}", request_id) from None
+    except TypeError as exc:
+        raise MalformedResponse(f"job detail is malformed: {exc}", request_id) from None

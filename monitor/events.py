@@ -1,0 +1,183 @@
+"""The event stream: structlog configuration and the contract's event vocabulary.
+
+One JSON object per line on stdout (or console rendering for humans). Every event carries
+``event``, ``timestamp`` (ISO 8601, UTC) and ``level``; job events also carry the job's identity
+and an ``event_id`` that is the same each time the same change is reported, so a log pipeline
+can drop the replay that follows a crash between emitting an event and saving the state file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from typing import IO, Any, Literal
+
+import orjson
+import structlog
+
+from monitor.dli.models import Job, JobState
+from monitor.snapshot import Change, Discovered, Transition, Vanished
+
+__all__ = [
+    "EVENTS",
+    "EventLog",
+    "LogFormat",
+    "configure_logging",
+    "event_id",
+]
+
+LogFormat = Literal["json", "console", "auto"]
+
+#: The contract's vocabulary (plus ``poll.rows_rejected``, a diagnostic of malformed rows).
+EVENTS = (
+    "job.discovered",
+    "job.transition",
+    "job.vanished",
+    "monitor.baseline",
+    "poll.failed",
+    "poll.rows_rejected",
+    "monitor.started",
+    "monitor.stopping",
+)
+
+
+def _orjson_dumps(obj: Any, **_: Any) -> bytes:
+    return orjson.dumps(obj, default=str)
+
+
+def configure_logging(fmt: LogFormat = "auto", stream: IO[str] | None = None) -> None:
+    """Send events to ``stream`` (stdout): JSON lines, or console rendering when asked or on a
+    TTY with ``auto``."""
+    out = stream if stream is not None else sys.stdout
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    processors: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
+    if console:
+        processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty(), sort_keys=False))
+        factory: Any = structlog.PrintLoggerFactory(out)
+    else:
+        processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))
+        buffer = getattr(out, "buffer", None)
+        if buffer is not None:
+            factory = structlog.BytesLoggerFactory(buffer)
+        else:  # a text-only stream (tests' StringIO): decode the JSON bytes
+            processors[-1] = structlog.processors.JSONRenderer(
+                serializer=lambda obj, **kw: _orjson_dumps(obj).decode()
+            )
+            factory = structlog.PrintLoggerFactory(out)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=factory,
+        cache_logger_on_first_use=False,
+    )
+
+
+def event_id(
+    project_id: str, job_id: str, event: str, from_state: str, to_state: str, occurrence: int = 1
+) -> str:
+    """A short, stable hash of one reported change.
+
+    The contract's five fields; a repeated change of the same job (its second recovery cycle) adds
+    its occurrence number, or a log pipeline deduplicating on the id would drop a real event.
+    """
+    parts = [project_id, job_id, event, from_state, to_state]
+    if occurrence > 1:
+        parts.append(str(occurrence))
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
+
+
+class EventLog:
+    """Writes the contract's events for one project and counts them through ``on_event``."""
+
+    def __init__(self, project_id: str, on_event: Callable[[str], None] | None = None) -> None:
+        self.project_id = project_id
+        self._log = structlog.get_logger("dli-monitor")
+        self._on_event = on_event or (lambda name: None)
+
+    def _emit(self, level: str, event: str, **fields: Any) -> None:
+        getattr(self._log, level)(event, **fields)
+        self._on_event(event)
+
+    def _job_fields(self, queue: str, job: Job, event: str, frm: str, to: str, n: int = 1) -> dict[str, Any]:
+        return {
+            "project_id": self.project_id,
+            "queue": queue,
+            "job_id": job.id,
+            "job_name": job.name,
+            "owner": job.owner,
+            "app_id": job.app_id,
+            "kind": job.kind,
+            "sc_type": job.sc_type,
+            "event_id": event_id(self.project_id, job.id, event, frm, to, n),
+        }
+
+    def change(self, queue: str, change: Change) -> None:
+        """Emit the event for one snapshot change."""
+        if isinstance(change, Transition):
+            name = "job.transition"
+            frm, to = change.from_state.value, change.to_state.value
+            self._emit(
+                "info",
+                name,
+                **self._job_fields(queue, change.job, name, frm, to, change.occurrence),
+                from_state=frm,
+                to_state=to,
+                in_state_seconds=round(change.in_state_seconds, 3),
+                duration_ms=change.duration_ms,
+                skipped=change.skipped,
+            )
+        elif isinstance(change, Discovered):
+            name = "job.discovered"
+            state = change.job.state.value
+            self._emit("info", name, **self._job_fields(queue, change.job, name, "", state), state=state)
+        elif isinstance(change, Vanished):
+            name = "job.vanished"
+            last = change.last_state.value
+            self._emit(
+                "warning", name, **self._job_fields(queue, change.job, name, last, ""), last_state=last
+            )
+
+    def baseline(self, queue: str, counts: Mapping[JobState, int]) -> None:
+        self._emit(
+            "info",
+            "monitor.baseline",
+            project_id=self.project_id,
+            queue=queue,
+            counts={state.value: counts.get(state, 0) for state in JobState},
+        )
+
+    def poll_failed(
+        self, queue: str, error: str, error_code: str, attempt: int, retry_in: float, *, final: bool
+    ) -> None:
+        self._emit(
+            "error" if final else "warning",
+            "poll.failed",
+            project_id=self.project_id,
+            queue=queue,
+            error=error,
+            error_code=error_code,
+            attempt=attempt,
+            retry_in=round(retry_in, 3),
+        )
+
+    def rows_rejected(self, queue: str, rejected: int, unknown_state: int, request_id: str | None) -> None:
+        self._emit(
+            "warning",
+            "poll.rows_rejected",
+            project_id=self.project_id,
+            queue=queue,
+            rejected=rejected,
+            unknown_state=unknown_state,
+            request_id=request_id,
+        )
+
+    def started(self, version: str, config: Mapping[str, Any]) -> None:
+        self._emit("info", "monitor.started", version=version, project_id=self.project_id, **config)
+
+    def stopping(self, version: str, reason: str) -> None:
+        self._emit("info", "monitor.stopping", version=version, project_id=self.project_id, reason=reason)

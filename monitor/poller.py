@@ -1,0 +1,226 @@
+"""One poller per target (a queue, or the whole project): list, confirm, diff, publish.
+
+A poll either applies completely or not at all: the listing and the detail confirmations are
+gathered first; then the pure diff runs and its changes are published and the new snapshot is
+swapped in without any ``await`` in between, so a cancellation (shutdown) can only land before
+the poll changed anything or after it is complete.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import anyio
+
+from monitor.dli.client import DLIClient, RetryBudget
+from monitor.dli.errors import DLIError
+from monitor.dli.models import Job, JobState
+from monitor.events import EventLog
+from monitor.metrics import Metrics
+from monitor.snapshot import JobSnapshot, Observation, StateSummary, TrackedJob
+
+__all__ = ["ALL_QUEUES", "QueuePoller", "Target"]
+
+#: the ``queue`` label of self metrics when no queues are configured (one project-wide poller)
+ALL_QUEUES = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one poller lists: one queue, or (``queue=None``) every job of the project."""
+
+    queue: str | None
+
+    @property
+    def label(self) -> str:
+        return self.queue or ALL_QUEUES
+
+
+class QueuePoller:
+    """Polls one target every ``interval`` seconds and publishes what changed."""
+
+    def __init__(
+        self,
+        target: Target,
+        client: DLIClient,
+        events: EventLog,
+        metrics: Metrics,
+        *,
+        interval: float,
+        page_size: int = 100,
+        retries_per_poll: int = 8,
+        poll_timeout: float | None = None,
+        snapshot: JobSnapshot | None = None,
+        on_applied: Callable[[QueuePoller], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = target
+        self._client = client
+        self._events = events
+        self._metrics = metrics
+        self.interval = interval
+        self._page_size = page_size
+        self._retries = retries_per_poll
+        self.poll_timeout = poll_timeout or max(60.0, 3 * interval)
+        self._snapshot = snapshot
+        self._on_applied = on_applied
+        self._clock = clock
+        self._initialised: set[str] = set()
+        self._rejected_seen = (0, 0)
+        #: True once a poll succeeded (readiness)
+        self.ready = False
+        #: monotonic time the loop last made progress (liveness)
+        self.heartbeat = 0.0
+        metrics.init_target(target.label)
+        self._init_queues(self.export_queues)
+
+    # -- what the metrics collector and the state file read ---------------------------------
+
+    @property
+    def snapshot(self) -> JobSnapshot | None:
+        return self._snapshot
+
+    @property
+    def export_queues(self) -> Iterable[str]:
+        return [self.target.queue] if self.target.queue else []
+
+    @property
+    def summary(self) -> StateSummary | None:
+        return self._snapshot.summary if self._snapshot is not None else None
+
+    @property
+    def tracked_jobs(self) -> int:
+        return len(self._snapshot) if self._snapshot is not None else 0
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll forever, each poll starting ``interval`` after the previous one started; a slot
+        missed because a poll ran long is skipped, not made up for."""
+        next_at = anyio.current_time()
+        while True:
+            self.heartbeat = anyio.current_time()
+            with anyio.move_on_after(self.poll_timeout) as scope:
+                try:
+                    await self.poll()
+                except Exception as exc:  # a bug must not stop this queue, let alone the others
+                    self._failed(f"internal error: {type(exc).__name__}: {exc}", "InternalError", 1)
+            if scope.cancelled_caught:
+                self._failed(f"poll did not finish within {self.poll_timeout:g} s", "PollTimeout", 1)
+            next_at += self.interval
+            now = anyio.current_time()
+            if next_at < now:
+                next_at += math.ceil((now - next_at) / self.interval) * self.interval
+            self.heartbeat = now
+            await anyio.sleep_until(next_at)
+
+    async def poll(self) -> bool:
+        """One poll; True if it was applied."""
+        label = self.target.label
+        started = time.perf_counter()
+        budget = RetryBudget(self._retries)
+
+        def on_retry(exc: DLIError, attempt: int, delay: float) -> None:
+            self._events.poll_failed(label, str(exc), exc.error_code, attempt, delay, final=False)
+
+        try:
+            listing = await self._client.list_jobs(
+                self.target.queue, page_size=self._page_size, budget=budget, on_retry=on_retry
+            )
+            missing = self._snapshot.missing(listing.jobs) if self._snapshot is not None else []
+            confirmed, gone = await self._confirm(missing, budget, on_retry)
+        except DLIError as exc:
+            self._failed(str(exc), exc.error_code, self._retries - budget.retries + 1)
+            return False
+        finally:
+            self._metrics.poll_duration.labels(label).observe(time.perf_counter() - started)
+
+        if (listing.rejected, listing.unknown_state) != self._rejected_seen:
+            # Logged when the count changes, not on every poll, so a persistently odd row is
+            # one line in the log and a steady rate in the metric.
+            self._events.rows_rejected(label, listing.rejected, listing.unknown_state, listing.request_id)
+            self._rejected_seen = (listing.rejected, listing.unknown_state)
+        if listing.rejected:
+            self._metrics.rejected_rows.labels(label, "malformed").inc(listing.rejected)
+        if listing.unknown_state:
+            self._metrics.rejected_rows.labels(label, "unknown_state").inc(listing.unknown_state)
+
+        self._apply(Observation(listing.jobs, confirmed, gone, listing.complete))
+        return True
+
+    async def _confirm(
+        self,
+        missing: list[TrackedJob],
+        budget: RetryBudget,
+        on_retry: Callable[[DLIError, int, float], None],
+    ) -> tuple[dict[str, Job], frozenset[str]]:
+        """Detail requests for active jobs missing from the listing. A job whose request fails
+        stays unconfirmed (unchanged in the snapshot) until a later poll."""
+        confirmed: dict[str, Job] = {}
+        gone: set[str] = set()
+
+        async def confirm(tracked: TrackedJob) -> None:
+            try:
+                job = await self._client.get_job(
+                    tracked.job.id, queue=tracked.job.queue, budget=budget, on_retry=on_retry
+                )
+            except DLIError:
+                return
+            if job is None:
+                gone.add(tracked.job.id)
+            else:
+                confirmed[job.id] = job
+
+        if missing:
+            async with anyio.create_task_group() as tg:
+                for tracked in missing:
+                    tg.start_soon(confirm, tracked)
+        return confirmed, frozenset(gone)
+
+    def _apply(self, observation: Observation) -> None:
+        """Publish and swap in the poll's result. No await here: it happens whole or not at all."""
+        label = self.target.label
+        now = self._clock()
+        now_ms = int(now * 1000)
+        if self._snapshot is None:
+            snapshot = JobSnapshot.baseline(observation.listed.values(), now_ms=now_ms)
+            self._init_queues(snapshot.summary.queues())
+            for queue, counts in _counts_by_queue(snapshot.summary, self.export_queues).items():
+                self._events.baseline(queue, counts)
+        else:
+            diff = self._snapshot.diff(observation, now_ms=now_ms)
+            snapshot = diff.snapshot
+            self._init_queues(snapshot.summary.queues())
+            for change in diff.changes:
+                queue = change.job.queue or label
+                self._events.change(queue, change)
+                self._metrics.record(queue, change)
+        self._snapshot = snapshot
+        self._metrics.up.labels(label).set(1)
+        self._metrics.last_success.labels(label).set(now)
+        self.ready = True
+        if self._on_applied is not None:
+            self._on_applied(self)
+
+    def _failed(self, error: str, code: str, attempt: int) -> None:
+        label = self.target.label
+        self._metrics.up.labels(label).set(0)
+        self._events.poll_failed(label, error, code, attempt, self.interval, final=True)
+
+    def _init_queues(self, queues: Iterable[str]) -> None:
+        for queue in queues:
+            if queue not in self._initialised:
+                self._metrics.init_queue(queue)
+                self._initialised.add(queue)
+
+
+def _counts_by_queue(
+    summary: StateSummary, queues: Iterable[str]
+) -> Mapping[str, dict[JobState, int]]:
+    result: dict[str, dict[JobState, int]] = {q: {} for q in queues}
+    for (queue, state), count in summary.counts.items():
+        result.setdefault(queue, {})[state] = count
+    return result

@@ -1,0 +1,75 @@
+"""The HTTP face of the daemon: ``/metrics``, ``/healthz``, ``/readyz`` and a landing page.
+
+``/metrics`` answers in OpenMetrics when the scraper's ``Accept`` header asks for it (exemplars
+are only carried there) and in the Prometheus text format otherwise. ``/readyz`` is 503 until
+every poller has completed one poll; ``/healthz`` is 503 when a poll loop stopped making
+progress, so a wedged sidecar gets restarted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+__all__ = ["Health", "make_app", "serve"]
+
+_LANDING = """<!doctype html>
+<html><head><title>dli-monitor</title></head>
+<body><h1>dli-monitor</h1>
+<ul><li><a href="/metrics">/metrics</a></li>
+<li><a href="/healthz">/healthz</a></li>
+<li><a href="/readyz">/readyz</a></li></ul>
+</body></html>
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Probes: each returns (ok, a short reason shown in the response body)."""
+
+    live: Callable[[], tuple[bool, str]]
+    ready: Callable[[], tuple[bool, str]]
+
+
+def make_app(registry: CollectorRegistry, health: Health) -> web.Application:
+    async def metrics(request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(registry)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    def probe(check: Callable[[], tuple[bool, str]]) -> Callable[[web.Request], object]:
+        async def handler(request: web.Request) -> web.Response:
+            ok, reason = check()
+            return web.Response(text=reason + "\n", status=200 if ok else 503)
+
+        return handler
+
+    async def landing(request: web.Request) -> web.Response:
+        return web.Response(text=_LANDING, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", probe(health.live))  # type: ignore[arg-type]
+    app.router.add_get("/readyz", probe(health.ready))  # type: ignore[arg-type]
+    return app
+
+
+@asynccontextmanager
+async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[list[str]]:
+    """Serve ``app`` until the block exits; yields the bound addresses as ``host:port``."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        yield [f"{addr[0]}:{addr[1]}" for addr in runner.addresses]
+    finally:
+        await runner.cleanup()
