@@ -33,7 +33,7 @@ def hint(exc: DLIError) -> str:
             return "throttled: lower DLI_MONITOR_MAX_RPS"
         return "see the API's error code in the DLI error code reference"
     if isinstance(exc, TransportError | RequestTimeout):
-        return "the endpoint is unreachable: check DLI_MONITOR_REGION / DLI_MONITOR_ENDPOINT and the network"
+        return "endpoint unreachable: check DLI_MONITOR_REGION / DLI_MONITOR_ENDPOINT, the network"
     return "the answer was not a DLI list page: is the endpoint a DLI API?"
 
 
@@ -42,7 +42,9 @@ async def check(settings: Settings) -> int:
     if settings.project_id is None:
         raise ConfigError("invalid configuration: DLI_MONITOR_PROJECT_ID: required")
     failures = 0
-    async with aiohttp.ClientSession(headers={"User-Agent": f"dli-monitor/{__version__}"}) as session:
+    async with aiohttp.ClientSession(
+        headers={"User-Agent": f"dli-monitor/{__version__}"}
+    ) as session:
         client = DLIClient(
             session,
             settings.base_url,
@@ -54,7 +56,9 @@ async def check(settings: Settings) -> int:
         for queue in settings.queues or (None,):
             name = queue or "(all queues)"
             try:
-                page, _ = await client.list_page(offset=0, size=1, queue=queue, budget=RetryBudget(1))
+                page, _ = await client.list_page(
+                    offset=0, size=1, queue=queue, budget=RetryBudget(1)
+                )
             except DLIError as exc:
                 failures += 1
                 print(f"{name}: FAILED {exc} — {hint(exc)}", flush=True)

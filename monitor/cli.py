@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--jobs", type=int, default=30, help="jobs present at start")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--speed", type=float, default=1.0, help="lifecycle time factor (<1: faster)")
-    sim.add_argument("--arrival", type=float, default=5.0, help="mean seconds between new jobs per queue")
+    sim.add_argument(
+        "--arrival", type=float, default=5.0, help="mean seconds between new jobs per queue"
+    )
     sim.add_argument("--ak", help="verify signatures made with this access key")
     sim.add_argument("--sk", help="… and this secret key")
     sim.add_argument("--throttle", type=float, default=0.0, help="share of requests answered 429")
@@ -102,14 +104,23 @@ def _run(settings: Settings) -> int:
     try:
         anyio.run(Daemon(settings).run)
     except OSError as exc:  # the metrics port is taken, or not ours to bind
-        print(f"dli-monitor: cannot listen on {settings.listen}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"dli-monitor: cannot listen on {settings.listen}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
-def _world(project_id: str, queues: Sequence[str], seed: int, jobs: int, lifecycle: Lifecycle) -> World:
+def _world(
+    project_id: str, queues: Sequence[str], seed: int, jobs: int, lifecycle: Lifecycle
+) -> World:
     return World(
-        project_id, queues, seed=seed, now_ms=int(time.time() * 1000), lifecycle=lifecycle,
+        project_id,
+        queues,
+        seed=seed,
+        now_ms=int(time.time() * 1000),
+        lifecycle=lifecycle,
         initial_jobs=jobs,
     )
 
@@ -145,7 +156,10 @@ async def _demo(args: argparse.Namespace) -> int:
             with anyio.move_on_after(args.duration if args.duration else float("inf")):
                 await daemon.run()
         except OSError as exc:
-            print(f"dli-monitor: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
+            print(
+                f"dli-monitor: cannot listen on {args.listen}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
             return 1
     return 0
 

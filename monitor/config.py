@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -62,8 +68,12 @@ class Settings(BaseSettings):
     max_rps: float = Field(10.0, gt=0, le=10000)
     request_timeout: float = Field(10.0, gt=0, le=300)
     auth: Literal["aksk", "token", "none"] = "aksk"
-    ak: SecretStr | None = Field(None, validation_alias=AliasChoices(f"{PREFIX}AK", "HUAWEICLOUD_SDK_AK", "ak"))
-    sk: SecretStr | None = Field(None, validation_alias=AliasChoices(f"{PREFIX}SK", "HUAWEICLOUD_SDK_SK", "sk"))
+    ak: SecretStr | None = Field(
+        None, validation_alias=AliasChoices(f"{PREFIX}AK", "HUAWEICLOUD_SDK_AK", "ak")
+    )
+    sk: SecretStr | None = Field(
+        None, validation_alias=AliasChoices(f"{PREFIX}SK", "HUAWEICLOUD_SDK_SK", "sk")
+    )
     security_token: SecretStr | None = None
     listen: str = "0.0.0.0:10071"
     log_format: Literal["json", "console", "auto"] = "auto"

@@ -30,7 +30,8 @@ __all__ = ["Daemon", "build_signer"]
 def build_signer(settings: Settings) -> Signer:
     """The request signer ``DLI_MONITOR_AUTH`` asks for."""
     if settings.auth == "aksk":
-        assert settings.ak is not None and settings.sk is not None  # checked by Settings
+        if settings.ak is None or settings.sk is None:  # Settings validation prevents this
+            raise ValueError("aksk needs ak and sk")
         return AkSkSigner(
             settings.ak.get_secret_value(),
             settings.sk,
@@ -74,7 +75,10 @@ class Daemon:
         for poller in self.pollers:
             limit = poller.poll_timeout + 2 * poller.interval + 30
             if poller.heartbeat and now - poller.heartbeat > limit:
-                return False, f"poll loop of {poller.target.label} stalled {now - poller.heartbeat:.0f} s"
+                return (
+                    False,
+                    f"poll loop of {poller.target.label} stalled {now - poller.heartbeat:.0f} s",
+                )
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
@@ -97,7 +101,9 @@ class Daemon:
         """Run until cancelled, :meth:`stop` or SIGTERM/SIGINT."""
         s = self.settings
         hooks = ClientHooks(
-            on_response=lambda endpoint, code: self.metrics.api_requests.labels(endpoint, code).inc(),
+            on_response=lambda endpoint, code: self.metrics.api_requests.labels(
+                endpoint, code
+            ).inc(),
             on_malformed=lambda endpoint: self.metrics.malformed.labels(endpoint).inc(),
         )
         connector = aiohttp.TCPConnector(limit=max(2 * s.max_concurrency, 8))

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import sys
 from collections.abc import Callable, Mapping
-from typing import IO, Any, Literal
+from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
@@ -47,7 +47,7 @@ def _orjson_dumps(obj: Any, **_: Any) -> bytes:
     return orjson.dumps(obj, default=str)
 
 
-def configure_logging(fmt: LogFormat = "auto", stream: IO[str] | None = None) -> None:
+def configure_logging(fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
     """Send events to ``stream`` (stdout): JSON lines, or console rendering when asked or on a
     TTY with ``auto``."""
     out = stream if stream is not None else sys.stdout
@@ -103,7 +103,9 @@ class EventLog:
         getattr(self._log, level)(event, **fields)
         self._on_event(event)
 
-    def _job_fields(self, queue: str, job: Job, event: str, frm: str, to: str, n: int = 1) -> dict[str, Any]:
+    def _job_fields(
+        self, queue: str, job: Job, event: str, frm: str, to: str, n: int = 1
+    ) -> dict[str, Any]:
         return {
             "project_id": self.project_id,
             "queue": queue,
@@ -134,12 +136,17 @@ class EventLog:
         elif isinstance(change, Discovered):
             name = "job.discovered"
             state = change.job.state.value
-            self._emit("info", name, **self._job_fields(queue, change.job, name, "", state), state=state)
+            self._emit(
+                "info", name, **self._job_fields(queue, change.job, name, "", state), state=state
+            )
         elif isinstance(change, Vanished):
             name = "job.vanished"
             last = change.last_state.value
             self._emit(
-                "warning", name, **self._job_fields(queue, change.job, name, last, ""), last_state=last
+                "warning",
+                name,
+                **self._job_fields(queue, change.job, name, last, ""),
+                last_state=last,
             )
 
     def baseline(self, queue: str, counts: Mapping[JobState, int]) -> None:
@@ -165,7 +172,9 @@ class EventLog:
             retry_in=round(retry_in, 3),
         )
 
-    def rows_rejected(self, queue: str, rejected: int, unknown_state: int, request_id: str | None) -> None:
+    def rows_rejected(
+        self, queue: str, rejected: int, unknown_state: int, request_id: str | None
+    ) -> None:
         self._emit(
             "warning",
             "poll.rows_rejected",
@@ -180,4 +189,6 @@ class EventLog:
         self._emit("info", "monitor.started", version=version, project_id=self.project_id, **config)
 
     def stopping(self, version: str, reason: str) -> None:
-        self._emit("info", "monitor.stopping", version=version, project_id=self.project_id, reason=reason)
+        self._emit(
+            "info", "monitor.stopping", version=version, project_id=self.project_id, reason=reason
+        )

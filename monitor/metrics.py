@@ -23,7 +23,20 @@ __all__ = ["DEFAULT_DURATION_BUCKETS", "Metrics", "SnapshotCollector", "Snapshot
 
 #: 10 s … 24 h: Spark batch jobs take from seconds to a day.
 DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
-    10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    43200,
+    86400,
 )
 _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -109,7 +122,7 @@ class Metrics:
         r = self.registry
         self.transitions = Counter(
             "dli_batch_job_transitions",
-            "Observed job state transitions; from_state=\"new\" for a job first seen after start-up.",
+            'Observed job state transitions; from_state="new" for a job first seen after start-up.',
             ["queue", "from_state", "to_state"],
             registry=r,
         )
@@ -147,7 +160,7 @@ class Metrics:
         )
         self.api_requests = Counter(
             "dli_monitor_api_requests",
-            "Requests to the DLI API by endpoint and HTTP status (code=\"error\": no response).",
+            'Requests to the DLI API by endpoint and HTTP status (code="error": no response).',
             ["endpoint", "code"],
             registry=r,
         )
@@ -159,7 +172,7 @@ class Metrics:
         )
         self.rejected_rows = Counter(
             "dli_monitor_rejected_rows",
-            "List rows skipped: reason=\"malformed\" (no id/state) or \"unknown_state\".",
+            'List rows skipped: reason="malformed" (no id/state) or "unknown_state".',
             ["queue", "reason"],
             registry=r,
         )
@@ -198,9 +211,9 @@ class Metrics:
                     change.job.duration_ms / 1000, exemplar=job_id
                 )
         elif isinstance(change, Transition):
-            self.transitions.labels(
-                queue, change.from_state.value, change.to_state.value
-            ).inc(exemplar=job_id)
+            self.transitions.labels(queue, change.from_state.value, change.to_state.value).inc(
+                exemplar=job_id
+            )
             self.state_duration.labels(queue, change.from_state.value).observe(
                 change.in_state_seconds, exemplar=job_id
             )

@@ -109,7 +109,9 @@ class QueuePoller:
                 except Exception as exc:  # a bug must not stop this queue, let alone the others
                     self._failed(f"internal error: {type(exc).__name__}: {exc}", "InternalError", 1)
             if scope.cancelled_caught:
-                self._failed(f"poll did not finish within {self.poll_timeout:g} s", "PollTimeout", 1)
+                self._failed(
+                    f"poll did not finish within {self.poll_timeout:g} s", "PollTimeout", 1
+                )
             next_at += self.interval
             now = anyio.current_time()
             if next_at < now:
@@ -141,7 +143,9 @@ class QueuePoller:
         if (listing.rejected, listing.unknown_state) != self._rejected_seen:
             # Logged when the count changes, not on every poll, so a persistently odd row is
             # one line in the log and a steady rate in the metric.
-            self._events.rows_rejected(label, listing.rejected, listing.unknown_state, listing.request_id)
+            self._events.rows_rejected(
+                label, listing.rejected, listing.unknown_state, listing.request_id
+            )
             self._rejected_seen = (listing.rejected, listing.unknown_state)
         if listing.rejected:
             self._metrics.rejected_rows.labels(label, "malformed").inc(listing.rejected)

@@ -211,9 +211,7 @@ class JobSnapshot:
         """Apply one poll's observation; return the next snapshot and the changes, in order."""
         jobs = dict(self._jobs)
         tombstones = {
-            job_id: at
-            for job_id, at in self._tombstones.items()
-            if now_ms - at < tombstone_ttl_ms
+            job_id: at for job_id, at in self._tombstones.items() if now_ms - at < tombstone_ttl_ms
         }
         changes: list[Change] = []
         seen = dict(observation.listed)
@@ -258,7 +256,11 @@ def _track(job: Job, now_ms: int) -> TrackedJob:
 def _advance(prev: TrackedJob, job: Job, now_ms: int) -> tuple[TrackedJob, Transition]:
     old, new = prev.job.state, job.state
     # The API's update_time is when the state changed; without it the poll time is our best bound.
-    at = job.update_time if job.update_time is not None and job.update_time >= prev.since_ms else now_ms
+    at = (
+        job.update_time
+        if job.update_time is not None and job.update_time >= prev.since_ms
+        else now_ms
+    )
     recoveries = prev.recoveries + (1 if new is S.RECOVERING else 0)
     duration = job.duration_ms
     if duration is None and job.create_time is not None:

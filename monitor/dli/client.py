@@ -104,7 +104,9 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _api_error(status: int, body: bytes, request_id: str | None, retry_after: float | None) -> APIError:
+def _api_error(
+    status: int, body: bytes, request_id: str | None, retry_after: float | None
+) -> APIError:
     code = message = ""
     try:
         doc = orjson.loads(body) if body else None
@@ -193,7 +195,11 @@ class DLIClient:
         rows = 0
         for _ in range(MAX_PAGES):
             page, listing.request_id = await self.list_page(
-                offset=offset, size=size, queue=queue, filters=filters, budget=budget,
+                offset=offset,
+                size=size,
+                queue=queue,
+                filters=filters,
+                budget=budget,
                 on_retry=on_retry,
             )
             listing.requests += 1
@@ -272,7 +278,9 @@ class DLIClient:
                     on_retry(exc, attempt, delay)
                 await anyio.sleep(delay)
 
-    async def _send(self, endpoint: str, path: str, query: list[tuple[str, str]]) -> tuple[bytes, str | None]:
+    async def _send(
+        self, endpoint: str, path: str, query: list[tuple[str, str]]
+    ) -> tuple[bytes, str | None]:
         full_path = self._prefix + path
         request = OutgoingRequest(
             "GET", self._host, full_path, tuple(query), headers={"Content-Type": "application/json"}

@@ -164,9 +164,7 @@ def parse_list_page(
     )
 
 
-def parse_job_detail(
-    body: bytes, *, default_queue: str = "", request_id: str | None = None
-) -> Job:
+def parse_job_detail(body: bytes, *, default_queue: str = "", request_id: str | None = None) -> Job:
     """Parse a ``GET /v2.0/{project_id}/batches/{batch_id}`` response body."""
     doc = _load(body, request_id)
     try:

@@ -3,4 +3,12 @@
 from monitor.simulator.app import Faults, Simulator, make_app, running_simulator
 from monitor.simulator.world import Lifecycle, TruthEntry, World
 
-__all__ = ["Faults", "Lifecycle", "Simulator", "TruthEntry", "World", "make_app", "running_simulator"]
+__all__ = [
+    "Faults",
+    "Lifecycle",
+    "Simulator",
+    "TruthEntry",
+    "World",
+    "make_app",
+    "running_simulator",
+]

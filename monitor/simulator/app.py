@@ -1,7 +1,7 @@
 """The simulator's HTTP face: DLI's batch endpoints over aiohttp, with optional faults.
 
 Endpoints: ``GET /v2.0/{project_id}/batches`` (offset paging and every documented filter, plus
-``order``, ``start`` and ``end``), ``GET …/batches/{batch_id}`` and ``GET …/batches/{batch_id}/state``.
+``order``, ``start`` and ``end``), ``GET …/batches/{batch_id}`` and ``…/{batch_id}/state``.
 Bad parameters answer 400 ``DLI.0001`` and unknown ids 400 ``DLI.0002``, in DLI's error body.
 """
 
@@ -42,6 +42,8 @@ class Faults:
     timeout: float = 0.0
     timeout_seconds: float = 30.0
     latency: float = 0.0
+    #: list requests for these queues always answer 500
+    failing_queues: frozenset[str] = frozenset()
 
 
 class Simulator:
@@ -98,6 +100,8 @@ class Simulator:
             response = self.error(429, "APIGW.0308", "The throttling threshold has been reached")
             response.headers["Retry-After"] = f"{f.retry_after:g}"
             return response
+        if request.query.get("queue_name") in f.failing_queues:
+            return self.error(500, "DLI.0999", "Internal service error")
         if f.server_error and roll() < f.server_error:
             return self.error(500, "DLI.0999", "Internal service error")
         return None
@@ -208,6 +212,9 @@ class Simulator:
         return await handler(request)
 
 
+SIMULATOR = web.AppKey("simulator", Simulator)
+
+
 def make_app(sim: Simulator) -> web.Application:
     """The aiohttp application serving ``sim``."""
     app = web.Application(middlewares=[sim.middleware])
@@ -215,7 +222,7 @@ def make_app(sim: Simulator) -> web.Application:
     app.router.add_get(base, sim.list_batches)
     app.router.add_get(base + "/{batch_id}", sim.show_batch)
     app.router.add_get(base + "/{batch_id}/state", sim.show_batch_state)
-    app["simulator"] = sim
+    app[SIMULATOR] = sim
     return app
 
 

@@ -15,7 +15,8 @@ __all__ = ["MAX_SKEW_SECONDS", "verify_signature"]
 #: the gateway accepts an X-Sdk-Date at most 15 minutes away from its clock
 MAX_SKEW_SECONDS = 15 * 60
 _AUTH = re.compile(
-    rf"^{ALGORITHM} Access=(?P<ak>[^,]+), SignedHeaders=(?P<signed>[^,]+), Signature=(?P<sig>[0-9a-f]+)$"
+    rf"^{ALGORITHM} Access=(?P<ak>[^,]+), "
+    r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<sig>[0-9a-f]+)$"
 )
 
 
@@ -26,11 +27,13 @@ def verify_signature(
     sk: str,
     now: float | None = None,
 ) -> str | None:
-    """``None`` if ``headers`` carry a valid signature of ``request`` by ``ak``/``sk``, else why not."""
+    """``None`` if ``headers`` validly sign ``request`` with ``ak``/``sk``, else the reason."""
     auth = headers.get("Authorization", "")
     match = _AUTH.match(auth)
     if not match:
-        return "Incorrect IAM authentication information: Authorization header is missing or malformed"
+        return (
+            "Incorrect IAM authentication information: Authorization header is missing or malformed"
+        )
     if match["ak"] != ak:
         return "Incorrect IAM authentication information: ak not found"
     sdk_date = headers.get("X-Sdk-Date", "")
@@ -39,7 +42,10 @@ def verify_signature(
     except ValueError:
         return "Incorrect IAM authentication information: X-Sdk-Date is missing or malformed"
     if abs((time.time() if now is None else now) - signed_at) > MAX_SKEW_SECONDS:
-        return "Incorrect IAM authentication information: the request has expired (X-Sdk-Date too far from server time)"
+        return (
+            "Incorrect IAM authentication information: the request has expired "
+            "(X-Sdk-Date too far from server time)"
+        )
     lowered = {k.lower(): v for k, v in headers.items()}
     signed = match["signed"].split(";")
     if "x-sdk-date" not in signed or any(name not in lowered for name in signed):

@@ -39,8 +39,13 @@ class Lifecycle:
             return (pair[0] * factor, pair[1] * factor)
 
         return Lifecycle(
-            s(self.starting), s(self.running), s(self.recovering), self.p_launch_failure,
-            self.p_recovery, self.p_dead, self.arrival_interval * factor,
+            s(self.starting),
+            s(self.running),
+            s(self.recovering),
+            self.p_launch_failure,
+            self.p_recovery,
+            self.p_dead,
+            self.arrival_interval * factor,
         )
 
 
@@ -193,7 +198,9 @@ class World:
             job = self.submit(queue, at_ms=created)
             job.plan = []
             if state is S.STARTING:
-                job.create_time = job.update_time = self.now_ms - self._ms(self.lifecycle.starting) // 2
+                job.create_time = job.update_time = (
+                    self.now_ms - self._ms(self.lifecycle.starting) // 2
+                )
                 job.plan = self._plan_from(S.STARTING, job.create_time)
             else:
                 job.app_id = f"application_{created}_{self._serial:04d}"

@@ -1,0 +1,165 @@
+"""The daemon against the simulator over loopback: events match the ground truth exactly."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import anyio
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import Settings
+from monitor.daemon import Daemon
+from monitor.dli.models import JobState
+from monitor.events import configure_logging
+from monitor.simulator import Lifecycle, Simulator, World, running_simulator
+from tests.truth import compare, parse_events
+
+PROJECT = "e2eproject"
+QUEUES = ("etl", "adhoc")
+INTERVAL = 0.2
+FAST = Lifecycle(
+    starting=(0.5, 1.5),
+    running=(0.6, 2.0),
+    recovering=(0.5, 1.0),
+    arrival_interval=0.5,
+    p_recovery=0.3,
+)
+
+
+class Clock:
+    """Wall time that a test can stop, so a world can be compared with a finished scrape."""
+
+    def __init__(self) -> None:
+        self.frozen: float | None = None
+
+    def __call__(self) -> float:
+        return self.frozen if self.frozen is not None else time.time()
+
+
+@dataclass
+class Run:
+    world: World
+    sim: Simulator
+    clock: Clock
+    url: str
+
+
+@pytest.fixture
+async def simulation() -> AsyncIterator[Run]:
+    clock = Clock()
+    world = World(
+        PROJECT, QUEUES, seed=42, now_ms=int(clock() * 1000), lifecycle=FAST, initial_jobs=20
+    )
+    sim = Simulator(world, seed=42, clock=clock)
+    async with running_simulator(sim) as url:
+        yield Run(world, sim, clock, url)
+
+
+def settings(url: str, **kw: object) -> Settings:
+    values: dict[str, object] = {
+        "project_id": PROJECT,
+        "endpoint": url,
+        "queues": QUEUES,
+        "poll_interval": INTERVAL,
+        "auth": "none",
+        "listen": "127.0.0.1:0",
+        "max_rps": 1000,
+    }
+    return Settings(**{**values, **kw})  # type: ignore[arg-type]
+
+
+async def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with aiohttp.ClientSession() as session, session.get(f"http://{address}/metrics") as resp:
+        text = await resp.text()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_every_state_change_is_reported_once_in_order(simulation: Run) -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    daemon = Daemon(settings(simulation.url))
+    async with anyio.create_task_group() as tg:
+        await tg.start(
+            lambda task_status: daemon.run(handle_signals=False, task_status=task_status)
+        )
+        with anyio.fail_after(10):
+            while not daemon.ready()[0]:
+                await anyio.sleep(0.02)
+        baseline_ms = simulation.world.now_ms
+        await anyio.sleep(6)
+        # Freeze the world, let the daemon catch up, then compare levels as well as events.
+        simulation.clock.frozen = time.time()
+        end_ms = int(simulation.clock.frozen * 1000)
+        await anyio.sleep(4 * INTERVAL)
+        metrics = await scrape(daemon.addresses[0])
+        daemon.stop()
+
+    events = parse_events(out.getvalue())
+    verdict = compare(
+        events,
+        simulation.world.history,
+        baseline_ms=baseline_ms,
+        end_ms=end_ms,
+        min_seen_ms=int(INTERVAL * 1000) + 150,
+    )
+    print(verdict)
+    assert verdict.expected > 30, "the run must exercise many transitions"
+    assert verdict.precision == 1.0 and verdict.recall == 1.0, str(verdict)
+
+    ids = [e["event_id"] for e in events if e["event"].startswith("job.")]
+    assert len(ids) == len(set(ids)), "event ids are unique per reported change"
+    assert {e["event"] for e in events} >= {
+        "monitor.started",
+        "monitor.baseline",
+        "job.transition",
+        "job.discovered",
+        "monitor.stopping",
+    }
+    for event in events:
+        assert {"event", "timestamp", "level"} <= event.keys()
+        assert event["timestamp"].endswith("Z")
+
+    for queue in QUEUES:
+        truth = simulation.world.counts(queue)
+        for state in JobState:
+            key = ("dli_batch_jobs", (("queue", queue), ("state", state.value)))
+            assert metrics[key] == truth[state], (queue, state)
+        assert metrics[("dli_monitor_up", (("queue", queue),))] == 1.0
+    transitions = sum(
+        v
+        for (name, labels), v in metrics.items()
+        if name == "dli_batch_job_transitions_total" and ("from_state", "new") not in labels
+    )
+    assert transitions == sum(1 for e in events if e["event"] == "job.transition")
+
+
+async def test_one_failing_queue_does_not_stop_the_others(simulation: Run) -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    daemon = Daemon(settings(simulation.url, queues=("etl", "missing")))
+    simulation.sim.faults.failing_queues = frozenset({"missing"})
+    async with anyio.create_task_group() as tg:
+        await tg.start(
+            lambda task_status: daemon.run(handle_signals=False, task_status=task_status)
+        )
+        await anyio.sleep(3)
+        metrics = await scrape(daemon.addresses[0])
+        ready = daemon.ready()
+        daemon.stop()
+    assert metrics[("dli_monitor_up", (("queue", "etl"),))] == 1.0
+    assert metrics[("dli_monitor_up", (("queue", "missing"),))] == 0.0
+    assert not ready[0] and "missing" in ready[1]
+    events = parse_events(out.getvalue())
+    assert any(e["event"] == "job.transition" and e["queue"] == "etl" for e in events)
+    failed = [e for e in events if e["event"] == "poll.failed"]
+    assert failed and all(e["queue"] == "missing" for e in failed)
+    assert {"error", "error_code", "attempt", "retry_in"} <= failed[-1].keys()

@@ -1,0 +1,81 @@
+"""Parsing of list pages and job details."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from monitor.dli.errors import MalformedResponse
+from monitor.dli.models import JobState, parse_job_detail, parse_list_page
+
+SEED_EXAMPLE = b"""{
+    "from": 0, "total": 1,
+    "sessions": [{"id": "178fa687-2e8a-41ed-a439-b00de60bb176", "state": "dead", "appId": null,
+                  "log": ["stdout: ", "stderr: ", "YARN Diagnostics: "], "sc_type": "A",
+                  "cluster_name": "test", "create_time": 1531906043036}]
+}"""
+
+
+def test_seed_page_example_parses() -> None:
+    page = parse_list_page(SEED_EXAMPLE)
+    assert page.total == 1 and page.rows == 1 and page.rejected == 0
+    (job,) = page.jobs
+    assert job.state is JobState.DEAD
+    assert job.queue == "test"  # from cluster_name when `queue` is absent
+    assert job.app_id == ""  # null appId
+    assert job.create_time == 1531906043036 and job.update_time is None
+
+
+def test_detail_example_parses() -> None:
+    body = orjson.dumps(
+        {
+            "id": "0a324461-d9d9-45da-a52a-3b3c7a3d809e",
+            "state": "starting",
+            "queue": "test",
+            "create_time": 1531906043036,
+            "update_time": 1531906043036,
+            "sc_type": "A",
+        }
+    )
+    job = parse_job_detail(body)
+    assert job.state is JobState.STARTING and job.update_time == 1531906043036
+
+
+def test_bad_rows_are_counted_not_fatal() -> None:
+    body = orjson.dumps(
+        {
+            "total": 4,
+            "sessions": [
+                {"id": "a", "state": "running"},
+                {"id": "b", "state": "paused"},
+                {"state": "running"},
+                "nonsense",
+            ],
+        }
+    )
+    page = parse_list_page(body, default_queue="q")
+    assert [j.id for j in page.jobs] == ["a"]
+    assert (page.rows, page.rejected, page.unknown_state) == (4, 2, 1)
+    assert page.jobs[0].queue == "q"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'{"total": "1", "sessions": []}',
+        b'{"sessions": []}',
+        b'{"total": 1, "sessions": {}}',
+        b'{"total": -1, "sessions": []}',
+    ],
+)
+def test_malformed_envelope_is_rejected_whole(body: bytes) -> None:
+    with pytest.raises(MalformedResponse):
+        parse_list_page(body, request_id="rid-1")
+
+
+def test_malformed_detail_names_the_request() -> None:
+    with pytest.raises(MalformedResponse, match="rid-9"):
+        parse_job_detail(b'{"id": "x", "state": "weird"}', request_id="rid-9")

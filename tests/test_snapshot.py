@@ -1,0 +1,223 @@
+"""The pure snapshot diff: examples for each rule, and properties over random job histories."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.dli.models import Job, JobState
+from monitor.snapshot import (
+    DIRECT_EDGES,
+    Discovered,
+    JobSnapshot,
+    Observation,
+    Transition,
+    Vanished,
+    is_forward,
+)
+
+S = JobState
+T0 = 1_700_000_000_000
+
+
+def job(job_id: str, state: JobState, **kw: object) -> Job:
+    return Job(id=job_id, state=state, queue="q", **kw)  # type: ignore[arg-type]
+
+
+def listing(*jobs: Job) -> dict[str, Job]:
+    return {j.id: j for j in jobs}
+
+
+def test_baseline_reports_nothing_and_counts_everything() -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING), job("b", S.SUCCESS)], now_ms=T0)
+    assert len(snap) == 2
+    assert snap.summary.counts == {("q", S.RUNNING): 1, ("q", S.SUCCESS): 1}
+
+
+def test_new_job_is_discovered_in_whatever_state_it_is_found() -> None:
+    snap = JobSnapshot.baseline([], now_ms=T0)
+    diff = snap.diff(Observation(listing(job("a", S.SUCCESS))), now_ms=T0 + 1)
+    assert diff.changes == [Discovered(job("a", S.SUCCESS))]
+
+
+def test_transition_uses_api_timestamps_and_flags_skips() -> None:
+    start = job("a", S.STARTING, create_time=T0, update_time=T0)
+    snap = JobSnapshot.baseline([start], now_ms=T0 + 500)
+    done = job("a", S.SUCCESS, create_time=T0, update_time=T0 + 9000, duration_ms=8000)
+    (change,) = snap.diff(Observation(listing(done)), now_ms=T0 + 20_000).changes
+    assert isinstance(change, Transition)
+    assert (change.from_state, change.to_state) == (S.STARTING, S.SUCCESS)
+    assert change.skipped is True
+    assert change.in_state_seconds == 9.0
+    assert change.duration_ms == 8000
+
+
+def test_direct_edge_is_not_skipped_and_poll_time_is_the_fallback_clock() -> None:
+    snap = JobSnapshot.baseline([job("a", S.STARTING)], now_ms=T0)
+    (change,) = snap.diff(Observation(listing(job("a", S.RUNNING))), now_ms=T0 + 4000).changes
+    assert isinstance(change, Transition)
+    assert change.skipped is False
+    assert change.in_state_seconds == 4.0
+
+
+def test_terminal_is_final_and_backward_moves_are_ignored() -> None:
+    snap = JobSnapshot.baseline([job("a", S.SUCCESS), job("b", S.RUNNING)], now_ms=T0)
+    stale = Observation(listing(job("a", S.RUNNING), job("b", S.STARTING)))
+    assert snap.diff(stale, now_ms=T0 + 1).changes == []
+
+
+def test_missing_active_job_is_kept_until_confirmed_gone() -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    assert snap.missing({}) == [snap.get("a")]
+    unconfirmed = snap.diff(Observation({}), now_ms=T0 + 1)
+    assert unconfirmed.changes == []
+    assert "a" in unconfirmed.snapshot
+    gone = snap.diff(Observation({}, gone=frozenset({"a"})), now_ms=T0 + 1)
+    assert gone.changes == [Vanished(job("a", S.RUNNING), S.RUNNING)]
+    assert "a" not in gone.snapshot
+
+
+def test_confirmed_detail_reports_the_transition() -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    diff = snap.diff(Observation({}, confirmed=listing(job("a", S.DEAD))), now_ms=T0 + 1)
+    assert [(c.from_state, c.to_state) for c in diff.changes if isinstance(c, Transition)] == [
+        (S.RUNNING, S.DEAD)
+    ]
+
+
+def test_finished_job_forgotten_silently_and_not_rediscovered_after_churn() -> None:
+    snap = JobSnapshot.baseline([job("a", S.SUCCESS)], now_ms=T0)
+    incomplete = snap.diff(Observation({}, complete=False), now_ms=T0 + 1)
+    assert "a" in incomplete.snapshot, "an incomplete listing must not forget anything"
+    forgotten = snap.diff(Observation({}), now_ms=T0 + 1)
+    assert forgotten.changes == [] and "a" not in forgotten.snapshot
+    back = forgotten.snapshot.diff(Observation(listing(job("a", S.SUCCESS))), now_ms=T0 + 2)
+    assert back.changes == [], "a job hidden by paging churn once is not new"
+
+
+def test_repeated_recovery_cycles_are_numbered() -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    occurrences = []
+    for i, state in enumerate([S.RECOVERING, S.RUNNING, S.RECOVERING, S.RUNNING]):
+        diff = snap.diff(Observation(listing(job("a", state))), now_ms=T0 + i + 1)
+        (change,) = diff.changes
+        assert isinstance(change, Transition)
+        occurrences.append(change.occurrence)
+        snap = diff.snapshot
+    assert occurrences == [1, 1, 2, 2]
+
+
+def test_snapshot_is_never_modified_by_diff() -> None:
+    snap = JobSnapshot.baseline([job("a", S.STARTING)], now_ms=T0)
+    snap.diff(Observation(listing(job("a", S.RUNNING), job("b", S.STARTING))), now_ms=T0 + 1)
+    assert snap.get("a") is not None and snap.get("a").state is S.STARTING  # type: ignore[union-attr]
+    assert "b" not in snap
+
+
+# -- properties ---------------------------------------------------------------------------
+
+NEXT = {s: sorted({b for a, b in DIRECT_EDGES if a is s}) for s in JobState}
+
+
+@st.composite
+def trajectory(draw: st.DrawFn) -> list[JobState]:
+    """A real life of one job along the lifecycle's edges."""
+    state = draw(st.sampled_from([S.STARTING, S.RUNNING, S.RECOVERING]))
+    path = [state]
+    while NEXT[state] and len(path) < 8 and draw(st.booleans()):
+        state = draw(st.sampled_from(NEXT[state]))
+        path.append(state)
+    return path
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[dict[str, list[JobState]], list[dict[str, int]]]:
+    """Job lives, and a sequence of polls: at each, how far along its life each visible job is.
+
+    Polls sample lives at random (a poll may miss intermediate states) but never go backwards.
+    """
+    lives = {f"j{i}": draw(trajectory()) for i in range(draw(st.integers(1, 6)))}
+    steps = draw(st.integers(1, 8))
+    appear = {jid: draw(st.integers(0, steps - 1)) for jid in lives}
+    position = dict.fromkeys(lives, 0)
+    polls = []
+    for step in range(steps):
+        poll = {}
+        for jid, life in lives.items():
+            if step >= appear[jid]:
+                position[jid] = draw(st.integers(position[jid], len(life) - 1))
+                poll[jid] = position[jid]
+        polls.append(poll)
+    return lives, polls
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_diffs_reproduce_the_listing_and_report_each_change_once_in_order(
+    history: tuple[dict[str, list[JobState]], list[dict[str, int]]],
+) -> None:
+    lives, polls = history
+    first = {jid: job(jid, lives[jid][pos]) for jid, pos in polls[0].items()}
+    snap = JobSnapshot.baseline(first.values(), now_ms=T0)
+    reported: dict[str, list[JobState]] = {jid: [j.state] for jid, j in first.items()}
+    for step, poll in enumerate(polls[1:], start=1):
+        listed = {jid: job(jid, lives[jid][pos]) for jid, pos in poll.items()}
+        diff = snap.diff(Observation(listed), now_ms=T0 + step * 1000)
+        for change in diff.changes:
+            if isinstance(change, Discovered):
+                assert change.job.id not in reported, "discovered twice"
+                reported[change.job.id] = [change.job.state]
+            elif isinstance(change, Transition):
+                assert is_forward(change.from_state, change.to_state)
+                assert reported[change.job.id][-1] is change.from_state
+                reported[change.job.id].append(change.to_state)
+            else:
+                raise AssertionError(f"nothing vanished, yet {change}")
+        snap = diff.snapshot
+        # The snapshot now says exactly what the listing said.
+        assert {t.job.id: t.state for t in snap} == {jid: j.state for jid, j in listed.items()}
+    for jid, states in reported.items():
+        life = lives[jid]
+        # What was reported is an in-order subsequence of the real life, with no repeats.
+        it = iter(life)
+        assert all(any(s is x for x in it) for s in states), (states, life)
+        assert all(a is not b for a, b in zip(states, states[1:], strict=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_a_missed_listing_never_invents_or_loses_a_change(
+    history: tuple[dict[str, list[JobState]], list[dict[str, int]]], rnd: object
+) -> None:
+    """Dropping rows from listings (paging churn) only delays reports; unconfirmed jobs wait."""
+    import random
+
+    assert isinstance(rnd, random.Random)
+    lives, polls = history
+    snap = JobSnapshot.baseline([], now_ms=T0)
+    seen: dict[str, list[JobState]] = {}
+    for step, poll in enumerate(polls, start=1):
+        full = {jid: job(jid, lives[jid][pos]) for jid, pos in poll.items()}
+        shown = {jid: j for jid, j in full.items() if rnd.random() < 0.7}
+        diff = snap.diff(Observation(shown, complete=False), now_ms=T0 + step)
+        for change in diff.changes:
+            assert not isinstance(change, Vanished)
+            states = seen.setdefault(change.job.id, [])
+            states.append(change.job.state if isinstance(change, Discovered) else change.to_state)
+        snap = diff.snapshot
+    # A final complete listing catches every job up to its true current state.
+    final = {jid: job(jid, lives[jid][pos]) for jid, pos in polls[-1].items()}
+    diff = snap.diff(Observation(final), now_ms=T0 + 10_000)
+    for change in diff.changes:
+        states = seen.setdefault(change.job.id, [])
+        states.append(change.job.state if isinstance(change, Discovered) else change.to_state)
+    for jid, j in final.items():
+        assert seen[jid][-1] is j.state
+        assert len(set(seen[jid])) == len(seen[jid]) or S.RECOVERING in seen[jid]
+
+
+def test_replace_keeps_records_hashable() -> None:
+    a = job("a", S.RUNNING)
+    assert replace(a, state=S.DEAD) != a and hash(a) == hash(job("a", S.RUNNING))
