@@ -1,0 +1,170 @@
+"""The command line as users meet it: exit codes, one-line errors, check, demo."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_settings
+
+SECRET = "sk-0123456789-very-secret"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DLI_MONITOR_", "HUAWEICLOUD_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args], env={**clean, **(env or {})},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+BASE_ENV = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": "http://127.0.0.1:9", "DLI_MONITOR_AUTH": "none"}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DLI_MONITOR_PROJECT_ID": "not/valid"}, "DLI_MONITOR_PROJECT_ID"),
+        ({"DLI_MONITOR_PROJECT_ID": "a" * 65}, "DLI_MONITOR_PROJECT_ID"),
+        ({"DLI_MONITOR_POLL_INTERVAL": "0"}, "DLI_MONITOR_POLL_INTERVAL"),
+        ({"DLI_MONITOR_PAGE_SIZE": "100000"}, "DLI_MONITOR_PAGE_SIZE"),
+        ({"DLI_MONITOR_QUEUES": "etl,bad queue"}, "DLI_MONITOR_QUEUES"),
+        ({"DLI_MONITOR_ENDPOINT": "ftp://x"}, "DLI_MONITOR_ENDPOINT"),
+        ({"DLI_MONITOR_LISTEN": "nonsense"}, "DLI_MONITOR_LISTEN"),
+        ({"DLI_MONITOR_AUTH": "kerberos"}, "DLI_MONITOR_AUTH"),
+        ({"DLI_MONITOR_DURATION_BUCKETS": "10,5"}, "DLI_MONITOR_DURATION_BUCKETS"),
+        ({"DLI_MONITOR_AUTH": "aksk"}, "DLI_MONITOR_AK"),
+        ({"DLI_MONITOR_PROJECT_ID": ""}, "DLI_MONITOR_PROJECT_ID"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line_naming_the_setting(env: dict[str, str], named: str) -> None:
+    result = run_cli("run", env={**BASE_ENV, **env})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_project_id_is_named() -> None:
+    result = run_cli("run", env={"DLI_MONITOR_AUTH": "none"})
+    assert result.returncode == 2 and "DLI_MONITOR_PROJECT_ID" in result.stderr
+
+
+def test_secret_values_never_echoed_in_config_errors() -> None:
+    result = run_cli("run", env={**BASE_ENV, "DLI_MONITOR_AUTH": "aksk", "DLI_MONITOR_SK": SECRET,
+                                 "DLI_MONITOR_PAGE_SIZE": "0"})
+    assert result.returncode == 2
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_toml_config_file_and_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "monitor.toml"
+    config.write_text('project_id = "fromfile"\nendpoint = "http://127.0.0.1:1"\nauth = "none"\n'
+                      'queues = "a,b"\npoll_interval = 5\n')
+    for key in list(os.environ):
+        if key.startswith("DLI_MONITOR_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DLI_MONITOR_POLL_INTERVAL", "7")
+    settings = load_settings(config)
+    assert settings.project_id == "fromfile" and settings.queues == ("a", "b")
+    assert settings.poll_interval == 7.0  # the environment wins over the file
+    config.write_text('project_id = "x"\nbogus = 1\n')
+    with pytest.raises(ConfigError, match="DLI_MONITOR_BOGUS"):
+        load_settings(config)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_credentials_from_sdk_variables_and_secrets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("DLI_MONITOR_", "HUAWEICLOUD_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DLI_MONITOR_REGION", "cn-north-4")
+    monkeypatch.setenv("DLI_MONITOR_PROJECT_ID", "p1")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AK1")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", SECRET)
+    settings = load_settings()
+    assert settings.ak is not None and settings.ak.get_secret_value() == "AK1"
+    assert settings.base_url == "https://dli.cn-north-4.myhuaweicloud.com"
+    assert SECRET not in repr(settings) and SECRET not in str(settings.summary())
+    monkeypatch.delenv("HUAWEICLOUD_SDK_AK")
+    monkeypatch.delenv("HUAWEICLOUD_SDK_SK")
+    (tmp_path / "dli_monitor_ak").write_text("AK2")
+    (tmp_path / "dli_monitor_sk").write_text(SECRET)
+    monkeypatch.setenv("DLI_MONITOR_SECRETS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.ak is not None and settings.ak.get_secret_value() == "AK2"
+
+
+@pytest.fixture
+def simulator() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "simulate", "--port", str(port), "--project-id", "p1",
+         "--queues", "etl,adhoc", "--ak", "AK1", "--sk", SECRET],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "simulating" in proc.stdout.readline()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_check_ok_per_queue_and_401_with_a_wrong_key(simulator: str) -> None:
+    env = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": simulator,
+           "DLI_MONITOR_QUEUES": "etl,adhoc", "DLI_MONITOR_AK": "AK1", "DLI_MONITOR_SK": SECRET}
+    ok = run_cli("check", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.splitlines()[0].startswith("etl: ok")
+    assert ok.stdout.splitlines()[1].startswith("adhoc: ok")
+    bad = run_cli("check", env={**env, "DLI_MONITOR_SK": "wrong-secret-key"})
+    assert bad.returncode == 1
+    assert "FAILED HTTP 401 APIGW.0301" in bad.stdout and "DLI_MONITOR_SK" in bad.stdout
+    assert "wrong-secret-key" not in bad.stdout + bad.stderr
+    unsigned = run_cli("check", env={**env, "DLI_MONITOR_AUTH": "none"})
+    assert unsigned.returncode == 1 and "401" in unsigned.stdout
+
+
+def test_demo_runs_with_no_configuration_and_stops_cleanly() -> None:
+    port = free_port()
+    started = time.monotonic()
+    result = run_cli("demo", "--listen", f"127.0.0.1:{port}", "--log-format", "json",
+                     "--duration", "6", env={}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+    assert '"event":"job.transition"' in result.stdout
+    assert '"event":"monitor.stopping"' in result.stdout.splitlines()[-1]
+
+
+def test_sigterm_exits_0_within_5_seconds() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "demo", "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "monitor.baseline" in line:
+            break
+    proc.terminate()
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 5
+    assert '"reason":"SIGTERM"' in out
