@@ -1,12 +1,15 @@
-"""Shared test set-up."""
+"""Shared test set-up: an aioresponses shim, and the real tools some tests need."""
 
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
 from types import SimpleNamespace
 from typing import Any
 
 import aioresponses.core
+import pytest
 from aiohttp import ClientResponse
 from yarl import URL
 
@@ -22,4 +25,15 @@ class _CompatResponse(ClientResponse):
 
 
 if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
-    aioresponses.core.ClientResponse = _CompatResponse  # type: ignore[misc]
+    setattr(aioresponses.core, "ClientResponse", _CompatResponse)  # noqa: B010 (untyped module)
+
+
+def require_tool(name: str) -> str:
+    """The path of a real tool (promtool, prometheus). In CI its absence fails the test, so a
+    broken install step cannot turn the real-component tests into silent skips."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run must install it")
+        pytest.skip(f"{name} is not installed (apt-get install prometheus)")
+    return path

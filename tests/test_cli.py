@@ -17,11 +17,19 @@ from monitor.config import ConfigError, load_settings
 SECRET = "sk-0123456789-very-secret"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DLI_MONITOR_", "HUAWEICLOUD_"))}
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DLI_MONITOR_", "HUAWEICLOUD_"))
+    }
     return subprocess.run(
-        [sys.executable, "-m", "monitor", *args], env={**clean, **(env or {})},
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "monitor", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -31,7 +39,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-BASE_ENV = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": "http://127.0.0.1:9", "DLI_MONITOR_AUTH": "none"}
+BASE_ENV = {
+    "DLI_MONITOR_PROJECT_ID": "p1",
+    "DLI_MONITOR_ENDPOINT": "http://127.0.0.1:9",
+    "DLI_MONITOR_AUTH": "none",
+}
 
 
 @pytest.mark.parametrize(
@@ -50,7 +62,9 @@ BASE_ENV = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": "http://127.
         ({"DLI_MONITOR_PROJECT_ID": ""}, "DLI_MONITOR_PROJECT_ID"),
     ],
 )
-def test_bad_config_exits_2_with_one_line_naming_the_setting(env: dict[str, str], named: str) -> None:
+def test_bad_config_exits_2_with_one_line_naming_the_setting(
+    env: dict[str, str], named: str
+) -> None:
     result = run_cli("run", env={**BASE_ENV, **env})
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -64,16 +78,27 @@ def test_missing_project_id_is_named() -> None:
 
 
 def test_secret_values_never_echoed_in_config_errors() -> None:
-    result = run_cli("run", env={**BASE_ENV, "DLI_MONITOR_AUTH": "aksk", "DLI_MONITOR_SK": SECRET,
-                                 "DLI_MONITOR_PAGE_SIZE": "0"})
+    result = run_cli(
+        "run",
+        env={
+            **BASE_ENV,
+            "DLI_MONITOR_AUTH": "aksk",
+            "DLI_MONITOR_SK": SECRET,
+            "DLI_MONITOR_PAGE_SIZE": "0",
+        },
+    )
     assert result.returncode == 2
     assert SECRET not in result.stderr + result.stdout
 
 
-def test_toml_config_file_and_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_toml_config_file_and_env_precedence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "monitor.toml"
-    config.write_text('project_id = "fromfile"\nendpoint = "http://127.0.0.1:1"\nauth = "none"\n'
-                      'queues = "a,b"\npoll_interval = 5\n')
+    config.write_text(
+        'project_id = "fromfile"\nendpoint = "http://127.0.0.1:1"\nauth = "none"\n'
+        'queues = "a,b"\npoll_interval = 5\n'
+    )
     for key in list(os.environ):
         if key.startswith("DLI_MONITOR_"):
             monkeypatch.delenv(key)
@@ -88,7 +113,9 @@ def test_toml_config_file_and_env_precedence(tmp_path: Path, monkeypatch: pytest
         load_settings(tmp_path / "absent.toml")
 
 
-def test_credentials_from_sdk_variables_and_secrets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_from_sdk_variables_and_secrets_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key in list(os.environ):
         if key.startswith(("DLI_MONITOR_", "HUAWEICLOUD_")):
             monkeypatch.delenv(key)
@@ -113,9 +140,25 @@ def test_credentials_from_sdk_variables_and_secrets_dir(tmp_path: Path, monkeypa
 def simulator() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "simulate", "--port", str(port), "--project-id", "p1",
-         "--queues", "etl,adhoc", "--ak", "AK1", "--sk", SECRET],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "simulate",
+            "--port",
+            str(port),
+            "--project-id",
+            "p1",
+            "--queues",
+            "etl,adhoc",
+            "--ak",
+            "AK1",
+            "--sk",
+            SECRET,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -127,8 +170,13 @@ def simulator() -> Iterator[str]:
 
 
 def test_check_ok_per_queue_and_401_with_a_wrong_key(simulator: str) -> None:
-    env = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": simulator,
-           "DLI_MONITOR_QUEUES": "etl,adhoc", "DLI_MONITOR_AK": "AK1", "DLI_MONITOR_SK": SECRET}
+    env = {
+        "DLI_MONITOR_PROJECT_ID": "p1",
+        "DLI_MONITOR_ENDPOINT": simulator,
+        "DLI_MONITOR_QUEUES": "etl,adhoc",
+        "DLI_MONITOR_AK": "AK1",
+        "DLI_MONITOR_SK": SECRET,
+    }
     ok = run_cli("check", env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.splitlines()[0].startswith("etl: ok")
@@ -144,8 +192,17 @@ def test_check_ok_per_queue_and_401_with_a_wrong_key(simulator: str) -> None:
 def test_demo_runs_with_no_configuration_and_stops_cleanly() -> None:
     port = free_port()
     started = time.monotonic()
-    result = run_cli("demo", "--listen", f"127.0.0.1:{port}", "--log-format", "json",
-                     "--duration", "6", env={}, timeout=60)
+    result = run_cli(
+        "demo",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-format",
+        "json",
+        "--duration",
+        "6",
+        env={},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 30
     assert '"event":"job.transition"' in result.stdout
@@ -155,8 +212,19 @@ def test_demo_runs_with_no_configuration_and_stops_cleanly() -> None:
 def test_sigterm_exits_0_within_5_seconds() -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "demo", "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "demo",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -83,7 +84,7 @@ def compare(
         life = [e.state.value for e in truth.get(job_id, [])]
         it = iter(life)
         ok = all(any(s == x for x in it) for s in states)
-        dupes = any(a == b for a, b in zip(states, states[1:], strict=False))
+        dupes = any(a == b for a, b in pairwise(states))
         if ok and not dupes:
             verdict.correct += len(states)
         else:

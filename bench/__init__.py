@@ -1,0 +1,1 @@
+"""Benchmarks of dli-monitor against floors measured in the same run."""

@@ -1,0 +1,196 @@
+"""The metrics server as Prometheus and Kubernetes see it, with the real promtool/prometheus."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import anyio
+import orjson
+
+from monitor.config import Settings
+from monitor.daemon import Daemon
+from monitor.events import configure_logging
+from monitor.simulator import Lifecycle, Simulator, World, running_simulator
+from tests.conftest import require_tool
+
+PROJECT = "srvproject"
+QUEUES = ("etl", "adhoc")
+CONTRACT = [
+    "dli_batch_jobs",
+    "dli_batch_job_transitions_total",
+    "dli_batch_job_duration_seconds",
+    "dli_batch_job_state_duration_seconds",
+    "dli_batch_job_oldest_age_seconds",
+    "dli_monitor_up",
+    "dli_monitor_last_success_timestamp_seconds",
+    "dli_monitor_poll_duration_seconds",
+    "dli_monitor_api_requests_total",
+    "dli_monitor_tracked_jobs",
+    "dli_monitor_events_total",
+    "dli_monitor_build_info",
+]
+
+
+@asynccontextmanager
+async def running_daemon() -> AsyncIterator[Daemon]:
+    """A daemon polling a fast simulator. (A context manager, not a fixture: its task group must
+    be entered and left in the same task.)"""
+    configure_logging("json", io.StringIO())
+    lifecycle = Lifecycle(
+        starting=(0.3, 0.8), running=(0.3, 1.0), recovering=(0.3, 0.5), arrival_interval=0.3
+    )
+    world = World(PROJECT, QUEUES, seed=3, now_ms=int(time.time() * 1000), lifecycle=lifecycle)
+    async with running_simulator(Simulator(world)) as url:
+        d = Daemon(
+            Settings(
+                project_id=PROJECT,
+                endpoint=url,
+                queues=QUEUES,
+                poll_interval=0.2,
+                auth="none",
+                listen="127.0.0.1:0",
+            )
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(lambda task_status: d.run(handle_signals=False, task_status=task_status))
+            with anyio.fail_after(10):
+                while not d.ready()[0]:
+                    await anyio.sleep(0.05)
+            await anyio.sleep(2)  # long enough for transitions and exemplars to exist
+            yield d
+            d.stop()
+
+
+async def get(address: str, path: str, accept: str = "") -> tuple[int, str, str]:
+    headers = {"Accept": accept} if accept else {}
+    async with aiohttp.ClientSession() as s, s.get(f"http://{address}{path}", headers=headers) as r:
+        return r.status, r.headers["Content-Type"], await r.text()
+
+
+async def test_text_format_carries_every_contract_metric_and_passes_promtool() -> None:
+    async with running_daemon() as daemon:
+        status, ctype, text = await get(daemon.addresses[0], "/metrics")
+        assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+        for name in CONTRACT:
+            assert f"\n{name}" in text or text.startswith(name), name
+        for queue in QUEUES:
+            for state in ("starting", "running", "recovering", "success", "dead"):
+                assert f'dli_batch_jobs{{queue="{queue}",state="{state}"}}' in text
+        assert "job_id" not in text, "no job id as a label, and no exemplars outside OpenMetrics"
+        lint = await anyio.run_process(
+            [require_tool("promtool"), "check", "metrics"], input=text.encode(), check=False
+        )
+        said = (lint.stdout + lint.stderr).decode()
+        assert lint.returncode == 0 and not said.strip(), said
+
+
+async def test_openmetrics_on_request_with_job_id_exemplars() -> None:
+    async with running_daemon() as daemon:
+        status, ctype, text = await get(
+            daemon.addresses[0], "/metrics", "application/openmetrics-text; version=1.0.0"
+        )
+        assert status == 200 and ctype.startswith("application/openmetrics-text")
+        assert text.rstrip().endswith("# EOF")
+        assert any(
+            "dli_batch_job_transitions_total{" in line and '# {job_id="' in line
+            for line in text.splitlines()
+        )
+
+
+async def test_probes_and_landing_page() -> None:
+    async with running_daemon() as daemon:
+        address = daemon.addresses[0]
+        assert (await get(address, "/healthz"))[0] == 200
+        assert (await get(address, "/readyz"))[0] == 200
+        status, ctype, body = await get(address, "/")
+        assert status == 200 and ctype.startswith("text/html") and 'href="/metrics"' in body
+
+
+async def test_not_ready_until_polled_but_alive() -> None:
+    configure_logging("json", io.StringIO())
+    # Nothing listens on port 9 of loopback: every poll fails, and is retried on schedule.
+    d = Daemon(
+        Settings(
+            project_id="p",
+            endpoint="http://127.0.0.1:9",
+            queues=("etl",),
+            poll_interval=0.2,
+            auth="none",
+            listen="127.0.0.1:0",
+            request_timeout=0.5,
+        )
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(lambda task_status: d.run(handle_signals=False, task_status=task_status))
+        await anyio.sleep(0.5)
+        ready = await get(d.addresses[0], "/readyz")
+        live = await get(d.addresses[0], "/healthz")
+        _, _, metrics = await get(d.addresses[0], "/metrics")
+        d.stop()
+    assert ready[0] == 503 and "etl" in ready[2]
+    assert live[0] == 200
+    assert 'dli_monitor_up{queue="etl"} 0.0' in metrics
+    assert 'dli_monitor_api_requests_total{code="error",endpoint="list"}' in metrics
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_real_prometheus_scrapes_every_series() -> None:
+    async with running_daemon() as daemon:
+        binary = require_tool("prometheus")
+        port = _free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Path(tmp) / "prometheus.yml"
+            config.write_text(
+                "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                "scrape_configs:\n"
+                "  - job_name: dli-monitor\n"
+                f"    static_configs: [{{targets: ['{daemon.addresses[0]}']}}]\n"
+            )
+            proc = await anyio.open_process(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp}/data",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                series: list[dict[str, str]] = []
+                with anyio.fail_after(30):
+                    while len(series) < len(QUEUES) * 5:
+                        await anyio.sleep(0.5)
+                        try:
+                            _, _, body = await get(
+                                f"127.0.0.1:{port}", "/api/v1/query?query=dli_batch_jobs"
+                            )
+                        except aiohttp.ClientError:
+                            continue
+                        doc = orjson.loads(body)
+                        series = [r["metric"] for r in doc.get("data", {}).get("result", [])]
+                _, _, body = await get(f"127.0.0.1:{port}", "/api/v1/query?query=up")
+                up = orjson.loads(body)["data"]["result"]
+            finally:
+                proc.terminate()
+                with anyio.fail_after(10):
+                    await proc.wait()
+        assert {(s["queue"], s["state"]) for s in series} == {
+            (q, st)
+            for q in QUEUES
+            for st in ("starting", "running", "recovering", "success", "dead")
+        }
+        assert up and up[0]["value"][1] == "1"
