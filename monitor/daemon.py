@@ -23,6 +23,8 @@ from monitor.events import EventLog
 from monitor.metrics import Metrics
 from monitor.poller import QueuePoller, Target
 from monitor.server import Health, make_app, serve
+from monitor.snapshot import JobSnapshot
+from monitor.statefile import StateFile
 
 __all__ = ["Daemon", "build_signer"]
 
@@ -62,6 +64,12 @@ class Daemon:
         self.pollers: list[QueuePoller] = []
         self.addresses: list[str] = []
         self._scope: anyio.CancelScope | None = None
+        self._state = (
+            StateFile(settings.state_file, project_id=self.project_id, endpoint=settings.base_url)
+            if settings.state_file is not None
+            else None
+        )
+        self._dirty: anyio.Event | None = None
 
     def _count_event(self, name: str) -> None:
         self.metrics.events.labels(name).inc()
@@ -120,6 +128,9 @@ class Daemon:
                 timeout=s.request_timeout,
                 hooks=hooks,
             )
+            loaded = self._state.load() if self._state is not None else None
+            saved = loaded.snapshots if loaded is not None else {}
+            self._dirty = anyio.Event()
             self.pollers = [
                 QueuePoller(
                     target,
@@ -128,6 +139,8 @@ class Daemon:
                     self.metrics,
                     interval=s.poll_interval,
                     page_size=s.page_size,
+                    snapshot=saved.get(target.label),
+                    on_applied=self._applied,
                     clock=self._clock,
                 )
                 for target in self._targets()
@@ -136,18 +149,52 @@ class Daemon:
             host, port = s.listen_address
             app = make_app(self.metrics.registry, Health(self.live, self.ready))
             async with serve(app, host, port) as self.addresses:
-                self.events.started(__version__, s.summary())
+                state_status = {"state_file_status": loaded.status} if loaded else {}
+                self.events.started(__version__, {**s.summary(), **state_status})
                 try:
                     with anyio.CancelScope() as self._scope:
                         async with anyio.create_task_group() as tg:
                             if handle_signals:
                                 tg.start_soon(self._watch_signals, tg.cancel_scope)
+                            if self._state is not None:
+                                tg.start_soon(self._save_loop)
                             for poller in self.pollers:
                                 tg.start_soon(poller.run)
                             task_status.started()
                 finally:
-                    # Synchronous: runs even while the enclosing scope is being cancelled.
+                    # Synchronous: runs even while the enclosing scope is being cancelled. The
+                    # pollers are stopped, so this saves exactly what was last published.
                     self.events.stopping(__version__, self._stop_reason or "cancelled")
+                    self._save_now()
+
+    def _applied(self, poller: QueuePoller) -> None:
+        if self._dirty is not None:
+            self._dirty.set()
+
+    def _snapshots(self) -> dict[str, JobSnapshot]:
+        return {p.target.label: p.snapshot for p in self.pollers if p.snapshot is not None}
+
+    def _save_now(self) -> None:
+        if self._state is None:
+            return
+        try:
+            self._state.save(self._snapshots())
+        except OSError as exc:
+            self.events.state_save_failed(str(self._state.path), exc.strerror or str(exc))
+
+    async def _save_loop(self) -> None:
+        """Save after polls are applied. Snapshots are immutable, so the encoding and writing
+        happen in a worker thread while the pollers go on; saves are coalesced, never queued."""
+        assert self._state is not None and self._dirty is not None
+        state = self._state
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            snapshots = self._snapshots()
+            try:
+                await anyio.to_thread.run_sync(state.save, snapshots)
+            except OSError as exc:
+                self.events.state_save_failed(str(state.path), exc.strerror or str(exc))
 
     _stop_reason: str | None = None
 

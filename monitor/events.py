@@ -30,7 +30,8 @@ __all__ = [
 
 LogFormat = Literal["json", "console", "auto"]
 
-#: The contract's vocabulary (plus ``poll.rows_rejected``, a diagnostic of malformed rows).
+#: The contract's vocabulary, plus two diagnostics: ``poll.rows_rejected`` (unreadable list
+#: rows) and ``state.save_failed`` (the state file could not be written).
 EVENTS = (
     "job.discovered",
     "job.transition",
@@ -38,6 +39,7 @@ EVENTS = (
     "monitor.baseline",
     "poll.failed",
     "poll.rows_rejected",
+    "state.save_failed",
     "monitor.started",
     "monitor.stopping",
 )
@@ -184,6 +186,9 @@ class EventLog:
             unknown_state=unknown_state,
             request_id=request_id,
         )
+
+    def state_save_failed(self, path: str, error: str) -> None:
+        self._emit("error", "state.save_failed", project_id=self.project_id, path=path, error=error)
 
     def started(self, version: str, config: Mapping[str, Any]) -> None:
         self._emit("info", "monitor.started", version=version, project_id=self.project_id, **config)

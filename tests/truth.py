@@ -53,12 +53,14 @@ def compare(
     baseline_ms: int,
     end_ms: int,
     min_seen_ms: int,
+    blind: Sequence[tuple[int, int]] = (),
 ) -> Verdict:
     """Judge ``events`` against ``history``.
 
     ``baseline_ms``: when the daemon's first poll saw the world (states entered before it are the
     baseline, not reported); ``end_ms``: when the last poll saw it; ``min_seen_ms``: how long a
-    state must last to be certainly seen by some poll.
+    state must last to be certainly seen by some poll; ``blind``: (from, to) windows in which no
+    daemon was polling (restarts), which do not count towards that.
     """
     truth: dict[str, list[TruthEntry]] = defaultdict(list)
     for entry in history:
@@ -92,19 +94,27 @@ def compare(
     for job_id, entries in truth.items():
         seen = reported.get(job_id, [])
         pos = 0
+        last_visible: str | None = None
         for i, entry in enumerate(entries):
             until = entries[i + 1].at_ms if i + 1 < len(entries) else end_ms
-            after_baseline = entry.at_ms > baseline_ms
-            lasted = min(until, end_ms) - max(entry.at_ms, baseline_ms)
-            if not after_baseline or entry.at_ms > end_ms or lasted < min_seen_ms:
+            lo, hi = max(entry.at_ms, baseline_ms), min(until, end_ms)
+            lasted = hi - lo - sum(max(0, min(hi, b) - max(lo, a)) for a, b in blind)
+            if entry.at_ms > end_ms or lasted < min_seen_ms:
+                continue  # too brief (or too late) for any poll to be sure to see it
+            state = entry.state.value
+            if entry.at_ms <= baseline_ms or state == last_visible:
+                # The baseline is not reported; and running, an unseeable recovering, running
+                # again looks to every poll like one stretch of running.
+                last_visible = state
                 continue
+            last_visible = state
             verdict.expected += 1
             try:
-                pos = seen.index(entry.state.value, pos) + 1
+                pos = seen.index(state, pos) + 1
                 verdict.found += 1
             except ValueError:
                 verdict.problems.append(
-                    f"{job_id}: missed {entry.state.value} at {entry.at_ms} lasting {lasted} ms; "
+                    f"{job_id}: missed {state} at {entry.at_ms} lasting {lasted} ms; "
                     f"reported {seen}"
                 )
     return verdict

@@ -1,0 +1,106 @@
+"""The state file's format: snapshots to bytes and back. Pure; ``statefile.py`` does the I/O.
+
+A state file belongs to one project at one endpoint; anything else (another project, a future
+format version, garbage) is refused with a reason, so the daemon can set it aside and start from a
+fresh baseline instead of reporting changes that never happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from monitor.dli.models import Job, JobState
+from monitor.snapshot import JobSnapshot, TrackedJob
+
+__all__ = ["FORMAT", "VERSION", "StateRejected", "decode", "encode"]
+
+FORMAT = "dli-monitor-state"
+VERSION = 1
+
+
+class StateRejected(ValueError):
+    """The bytes are not a state file this daemon may use; ``str()`` says why."""
+
+
+def _row(t: TrackedJob) -> list[Any]:
+    j = t.job
+    return [
+        j.id, j.state.value, j.queue, j.name, j.owner, j.app_id, j.kind, j.sc_type,
+        j.create_time, j.update_time, j.duration_ms, t.since_ms, t.recoveries,
+    ]  # fmt: skip
+
+
+def encode(
+    snapshots: Mapping[str, JobSnapshot], *, project_id: str, endpoint: str, saved_at_ms: int
+) -> bytes:
+    """Serialize every target's snapshot (keyed by target label)."""
+    return orjson.dumps(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "project_id": project_id,
+            "endpoint": endpoint,
+            "saved_at_ms": saved_at_ms,
+            "targets": {
+                label: {
+                    "jobs": [_row(t) for t in snap],
+                    "tombstones": dict(snap.tombstones),
+                }
+                for label, snap in snapshots.items()
+            },
+        }
+    )
+
+
+def _tracked(row: Any) -> TrackedJob:
+    if not isinstance(row, list) or len(row) != 13:
+        raise StateRejected("a job row has the wrong shape")
+    (job_id, state, queue, name, owner, app_id, kind, sc_type, ct, ut, dur, since, rec) = row
+    strings = (job_id, state, queue, name, owner, app_id, kind, sc_type)
+    if not all(isinstance(v, str) for v in strings):
+        raise StateRejected("a job row has a non-text field")
+    if not all(v is None or isinstance(v, int) for v in (ct, ut, dur)):
+        raise StateRejected("a job row has a non-integer time")
+    if not isinstance(since, int) or not isinstance(rec, int):
+        raise StateRejected("a job row has a non-integer time")
+    try:
+        parsed = JobState(state)
+    except ValueError:
+        raise StateRejected(f"unknown job state {state!r}") from None
+    job = Job(job_id, parsed, queue, name, owner, app_id, kind, sc_type, ct, ut, dur)
+    return TrackedJob(job, since, rec)
+
+
+def decode(data: bytes, *, project_id: str, endpoint: str) -> dict[str, JobSnapshot]:
+    """Parse a state file; raise :class:`StateRejected` if it is not ours to use."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise StateRejected(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StateRejected("not a dli-monitor state file")
+    if doc.get("version") != VERSION:
+        raise StateRejected(f"format version {doc.get('version')!r}, this build reads {VERSION}")
+    if doc.get("project_id") != project_id or doc.get("endpoint") != endpoint:
+        raise StateRejected(
+            f"saved for project {doc.get('project_id')!r} at {doc.get('endpoint')!r}, "
+            f"not {project_id!r} at {endpoint!r}"
+        )
+    targets = doc.get("targets")
+    if not isinstance(targets, dict):
+        raise StateRejected("no targets")
+    result: dict[str, JobSnapshot] = {}
+    for label, body in targets.items():
+        if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
+            raise StateRejected(f"target {label!r} is malformed")
+        tombstones = body.get("tombstones", {})
+        if not isinstance(tombstones, dict) or not all(
+            isinstance(v, int) for v in tombstones.values()
+        ):
+            raise StateRejected(f"target {label!r} has malformed tombstones")
+        jobs = {t.job.id: t for t in map(_tracked, body["jobs"])}
+        result[label] = JobSnapshot(jobs, tombstones)
+    return result

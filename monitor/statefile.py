@@ -1,0 +1,84 @@
+"""Saving and loading the state file: atomic replace, and setting aside what cannot be used.
+
+A save writes a temporary file beside the target, fsyncs it, renames it over the target and
+fsyncs the directory, so a crash at any instant leaves either the old or the new file, whole.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor import statecodec
+from monitor.snapshot import JobSnapshot
+
+__all__ = ["LoadResult", "StateFile"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """Snapshots by target label (empty if none), and what happened, for ``monitor.started``."""
+
+    snapshots: dict[str, JobSnapshot]
+    status: str
+
+
+class StateFile:
+    """The state file of one project at one endpoint."""
+
+    def __init__(self, path: Path, *, project_id: str, endpoint: str) -> None:
+        self.path = path
+        self._project_id = project_id
+        self._endpoint = endpoint
+
+    def load(self) -> LoadResult:
+        """Read the file. A missing file is a fresh start; an unusable one is renamed to
+        ``<name>.rejected-<unix time>`` (kept for a human to look at) and also a fresh start."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return LoadResult({}, "absent")
+        except OSError as exc:
+            return LoadResult({}, f"unreadable ({exc.strerror}); starting from a new baseline")
+        try:
+            snapshots = statecodec.decode(
+                data, project_id=self._project_id, endpoint=self._endpoint
+            )
+        except statecodec.StateRejected as exc:
+            aside = self.path.with_name(f"{self.path.name}.rejected-{int(time.time())}")
+            try:
+                self.path.rename(aside)
+            except OSError:
+                aside = self.path
+            return LoadResult({}, f"rejected ({exc}); set aside as {aside.name}")
+        jobs = sum(len(s) for s in snapshots.values())
+        return LoadResult(snapshots, f"loaded {jobs} jobs")
+
+    def save(self, snapshots: Mapping[str, JobSnapshot]) -> None:
+        """Atomically replace the file with ``snapshots``. Raises ``OSError`` on failure."""
+        data = statecodec.encode(
+            snapshots,
+            project_id=self._project_id,
+            endpoint=self._endpoint,
+            saved_at_ms=int(time.time() * 1000),
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
