@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -107,11 +108,7 @@ async def test_graceful_restart_neither_repeats_nor_loses_events(tmp_path: Path)
         for run in range(3):
             daemon = Daemon(settings)
             async with anyio.create_task_group() as tg:
-                await tg.start(
-                    lambda task_status, d=daemon: d.run(
-                        handle_signals=False, task_status=task_status
-                    )
-                )
+                await tg.start(partial(daemon.run, handle_signals=False))
                 with anyio.fail_after(10):
                     while not daemon.ready()[0]:
                         await anyio.sleep(0.02)
@@ -141,10 +138,10 @@ async def test_graceful_restart_neither_repeats_nor_loses_events(tmp_path: Path)
     assert verdict.precision == 1.0 and verdict.recall == 1.0, str(verdict)
 
 
-async def _lines_until(proc: Process, needle: bytes, sink: list[bytes], timeout: float) -> None:
+async def _lines_until(proc: Process, needle: bytes, sink: list[bytes], limit: float) -> None:
     assert proc.stdout is not None
     buffer = b""
-    with anyio.fail_after(timeout):
+    with anyio.fail_after(limit):
         async for chunk in proc.stdout:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
