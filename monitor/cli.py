@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--malformed", type=float, default=0.0, help="share of list pages garbled")
     sim.add_argument("--timeout-rate", type=float, default=0.0, help="share that never answer")
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    sim.add_argument(
+        "--churn",
+        type=float,
+        default=0.0,
+        help="share of list requests during which a job is inserted and an old one deleted",
+    )
     return parser
 
 
@@ -177,6 +183,7 @@ async def _simulate(args: argparse.Namespace) -> int:
         malformed=args.malformed,
         timeout=args.timeout_rate,
         latency=args.latency,
+        churn=args.churn,
     )
     if (args.ak is None) != (args.sk is None):
         raise ConfigError("invalid configuration: --ak and --sk go together")

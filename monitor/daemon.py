@@ -18,7 +18,7 @@ from anyio.abc import TaskStatus
 from monitor import __version__
 from monitor.config import Settings
 from monitor.dli.auth import AkSkSigner, NoAuth, Signer
-from monitor.dli.client import ClientHooks, DLIClient
+from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
 from monitor.events import EventLog
 from monitor.metrics import Metrics
 from monitor.poller import QueuePoller, Target
@@ -126,6 +126,7 @@ class Daemon:
                 max_concurrency=s.max_concurrency,
                 max_rps=s.max_rps,
                 timeout=s.request_timeout,
+                retry=RetryPolicy.for_interval(s.poll_interval),
                 hooks=hooks,
             )
             loaded = self._state.load() if self._state is not None else None

@@ -19,15 +19,21 @@ from monitor.simulator import Simulator, World, running_simulator
 from monitor.simulator.world import Lifecycle
 
 P = "simproject"
-NOW = int(time.time() * 1000)
+NOW = 1_795_000_000_000
+
+
+# States last minutes, so a simulator on the real clock does not move during a test.
+STILL = Lifecycle(
+    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
+)
 
 
 def world(**kw: Any) -> World:
     values: dict[str, Any] = {
         "seed": 1,
-        "now_ms": NOW,
+        "now_ms": int(time.time() * 1000),
         "initial_jobs": 40,
-        "lifecycle": Lifecycle(arrival_interval=0),
+        "lifecycle": STILL,
     }
     return World(P, ("etl", "adhoc"), **{**values, **kw})
 
@@ -50,14 +56,14 @@ def test_world_starts_with_every_state_in_every_queue() -> None:
 
 
 def test_world_is_reproducible_from_its_seed() -> None:
-    a, b = world(), world()
+    a, b = world(now_ms=NOW, lifecycle=Lifecycle()), world(now_ms=NOW, lifecycle=Lifecycle())
     a.advance(NOW + 120_000)
     b.advance(NOW + 120_000)
     assert [(e.job_id, e.state) for e in a.history] == [(e.job_id, e.state) for e in b.history]
 
 
 def test_lifecycles_follow_the_state_machine() -> None:
-    w = world(lifecycle=Lifecycle(arrival_interval=2.0))
+    w = world(now_ms=NOW, lifecycle=Lifecycle(arrival_interval=2.0))
     w.advance(NOW + 600_000)
     lives: dict[str, list[JobState]] = {}
     for entry in w.history:

@@ -47,6 +47,12 @@ class RetryPolicy:
     #: the longest Retry-After we wait inside one poll; a longer one ends the poll
     max_retry_after: float = 60.0
 
+    @classmethod
+    def for_interval(cls, poll_interval: float) -> RetryPolicy:
+        """Retries that fit a poll: never wait longer than one interval between two attempts,
+        so a flaky API delays a poll by at most a few intervals (0.5 s … 30 s at 30 s polls)."""
+        return cls(base_delay=min(0.5, poll_interval / 20), max_delay=min(30.0, poll_interval))
+
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Full jitter (uniform in [0, cap]); at least what the server asked for."""
         jitter = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))

@@ -44,6 +44,9 @@ class Faults:
     latency: float = 0.0
     #: list requests for these queues always answer 500
     failing_queues: frozenset[str] = frozenset()
+    #: per list request: a new job lands at the head of the queue and its oldest finished job
+    #: is deleted, so rows shift both ways between the pages of a pass
+    churn: float = 0.0
 
 
 class Simulator:
@@ -137,8 +140,11 @@ class Simulator:
         except ValueError as exc:
             name = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
             return self.error(400, "DLI.0001", f"Parameter check errors occur: {name}")
+        queue = q.get("queue_name") or q.get("cluster_name") or None
+        if self.faults.churn and self._rng.random() < self.faults.churn:
+            self.world.churn(queue or self._rng.choice(self.world.queues))
         jobs = self.world.select(
-            queue=q.get("queue_name") or q.get("cluster_name") or None,
+            queue=queue,
             state=state,
             job_id=q.get("job-id") or None,
             job_name=q.get("job_name") or None,

@@ -120,11 +120,14 @@ class World:
         lifecycle: Lifecycle | None = None,
         initial_jobs: int = 30,
         history_limit: int = 1000,
+        min_retention_ms: int = 10_000,
     ) -> None:
         self.project_id = project_id
         self.queues = tuple(queues)
         self.lifecycle = lifecycle or Lifecycle()
         self.history_limit = history_limit
+        #: finished jobs are never deleted sooner than this after they finished
+        self.min_retention_ms = min_retention_ms
         self.now_ms = now_ms
         self.jobs: dict[str, SimJob] = {}
         self.history: list[TruthEntry] = []
@@ -242,14 +245,24 @@ class World:
             job.plan.clear()
         self.history.append(TruthEntry(job.id, job.queue, state, at_ms))
 
+    def _expired(self, queue: str) -> list[SimJob]:
+        """The queue's finished jobs old enough to be deleted, the longest-finished first."""
+        cutoff = self.now_ms - self.min_retention_ms
+        done = [
+            j
+            for j in self.jobs.values()
+            if j.queue == queue and j.state.terminal and (j.end_time or 0) <= cutoff
+        ]
+        done.sort(key=lambda j: (j.end_time or 0, j.id))
+        return done
+
     def _age_out(self) -> None:
         """Keep at most ``history_limit`` finished jobs per queue, as the real history does."""
         for queue in self.queues:
-            finished = [j for j in self.jobs.values() if j.queue == queue and j.state.terminal]
-            excess = len(finished) - self.history_limit
+            finished = sum(1 for j in self.jobs.values() if j.queue == queue and j.state.terminal)
+            excess = finished - self.history_limit
             if excess > 0:
-                finished.sort(key=lambda j: j.create_time)
-                for job in finished[:excess]:
+                for job in self._expired(queue)[:excess]:
                     del self.jobs[job.id]
 
     # -- changes from outside (tests, fault injection) ---------------------------------------
@@ -259,6 +272,16 @@ class World:
         job = self.jobs[job_id]
         self._enter(job, state, self.now_ms)
         job.plan = [] if state.terminal else self._plan_from(state, self.now_ms)
+
+    def churn(self, queue: str) -> None:
+        """A new job arrives and the longest-finished job is deleted (if one is past the
+        retention floor), right now."""
+        if queue not in self.queues:
+            return
+        expired = self._expired(queue)
+        if expired:
+            del self.jobs[expired[0].id]
+        self.submit(queue)
 
     def delete(self, job_id: str) -> SimJob | None:
         """Remove a job entirely (as a deleted job disappears from the API)."""
