@@ -1,0 +1,125 @@
+"""Vanishing jobs, the shared rate limit as the API sees it, and bounded memory."""
+
+from __future__ import annotations
+
+import io
+import time
+from functools import partial
+
+import anyio
+import orjson
+
+from monitor.config import Settings
+from monitor.daemon import Daemon
+from monitor.dli.models import ACTIVE_STATES, JobState, parse_list_page
+from monitor.events import configure_logging
+from monitor.simulator import Lifecycle, Simulator, World, running_simulator
+from monitor.snapshot import JobSnapshot, Observation
+from tests.truth import parse_events
+
+STILL = Lifecycle(
+    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
+)
+
+
+def settings(url: str, queues: tuple[str, ...], **kw: object) -> Settings:
+    values: dict[str, object] = {
+        "project_id": "limits",
+        "endpoint": url,
+        "queues": queues,
+        "poll_interval": 0.2,
+        "auth": "none",
+        "listen": "127.0.0.1:0",
+        "max_rps": 1000,
+    }
+    return Settings(**{**values, **kw})  # type: ignore[arg-type]
+
+
+async def test_deleted_active_job_vanishes_once_after_its_detail_says_so() -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    world = World(
+        "limits", ("etl",), seed=2, now_ms=int(time.time() * 1000), lifecycle=STILL, initial_jobs=10
+    )
+    victim = next(j for j in world.jobs.values() if j.state is JobState.RUNNING)
+    sim = Simulator(world)
+    async with running_simulator(sim) as url:
+        daemon = Daemon(settings(url, ("etl",)))
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(daemon.run, handle_signals=False))
+            with anyio.fail_after(10):
+                while not daemon.ready()[0]:
+                    await anyio.sleep(0.02)
+            world.delete(victim.id)
+            await anyio.sleep(1.5)
+            daemon.stop()
+    events = parse_events(out.getvalue())
+    vanished = [e for e in events if e["event"] == "job.vanished"]
+    assert [(e["job_id"], e["last_state"]) for e in vanished] == [(victim.id, "running")]
+    assert not [e for e in events if e["event"] == "job.transition"]
+    assert daemon.pollers[0].snapshot is not None and victim.id not in daemon.pollers[0].snapshot
+    detail_requests = [p for _, p in sim.request_log if p.endswith(victim.id)]
+    assert len(detail_requests) == 1, "confirmed once, then forgotten"
+
+
+async def test_request_rate_is_capped_for_all_queues_together_and_fair() -> None:
+    configure_logging("json", io.StringIO())
+    queues = tuple(f"q{i}" for i in range(10))
+    world = World(
+        "limits", queues, seed=3, now_ms=int(time.time() * 1000), lifecycle=STILL, initial_jobs=30
+    )
+    sim = Simulator(world)
+    max_rps = 20.0
+    async with running_simulator(sim) as url:
+        # 10 queues polled every 0.1 s would want 100 requests/s; the limit allows 20.
+        daemon = Daemon(settings(url, queues, poll_interval=0.1, max_rps=max_rps))
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(daemon.run, handle_signals=False))
+            await anyio.sleep(4)
+            daemon.stop()
+    stamps = [t for t, _ in sim.request_log]
+    window_start = stamps[0] + 1.5  # after the initial burst has been spent
+    in_window = [t for t in stamps if window_start <= t <= window_start + 2.0]
+    rate = len(in_window) / 2.0
+    print(f"measured {rate:.1f} requests/s at the API for a limit of {max_rps:g}")
+    assert rate <= max_rps * 1.1
+    assert rate >= max_rps * 0.7, "the limit is a ceiling, not a throttle far below it"
+    assert all(p.ready for p in daemon.pollers), "every queue got its turn"
+
+
+def test_snapshot_stays_bounded_over_thousands_of_lifecycles() -> None:
+    """Pure: 3 queues, a new job every 0.5 s each for a simulated hour, polled every 10 s."""
+    lifecycle = Lifecycle(
+        starting=(1, 20), running=(5, 120), recovering=(2, 10), arrival_interval=0.5
+    )
+    now = 1_795_000_000_000
+    world = World(
+        "mem",
+        ("a", "b", "c"),
+        seed=9,
+        now_ms=now,
+        lifecycle=lifecycle,
+        history_limit=200,
+        min_retention_ms=60_000,
+        initial_jobs=0,
+    )
+    snap = JobSnapshot.baseline([], now_ms=now)
+    peak = 0
+    for _ in range(360):
+        now += 10_000
+        world.advance(now)
+        rows = [j.row(now) for j in world.jobs.values()]
+        page = parse_list_page(orjson.dumps({"total": len(rows), "sessions": rows}))
+        listed = {j.id: j for j in page.jobs}
+        gone = frozenset(t.job.id for t in snap.missing(listed))
+        diff = snap.diff(Observation(listed, gone=gone), now_ms=now, tombstone_ttl_ms=600_000)
+        snap = diff.snapshot
+        peak = max(peak, len(snap) + len(snap.tombstones))
+    lifecycles = len({e.job_id for e in world.history})
+    active = sum(1 for j in world.jobs.values() if j.state in ACTIVE_STATES)
+    print(f"{lifecycles} lifecycles, peak {peak} records (snapshot + tombstones)")
+    assert lifecycles > 20_000
+    assert len(snap) == len(world.jobs)
+    # Bounded by what the API lists plus ten minutes of forgotten ids (6 per second), not by
+    # the history, which grows without limit.
+    assert peak <= 3 * 200 + active + 6 * 600 + 300
