@@ -49,7 +49,7 @@ async def check(settings: Settings) -> int:
             session,
             settings.base_url,
             settings.project_id,
-            signer=build_signer(settings),
+            signer=build_signer(settings, session),
             timeout=settings.request_timeout,
             retry=RetryPolicy(attempts=2, max_retry_after=5),
         )

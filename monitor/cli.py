@@ -7,6 +7,7 @@ start (e.g. its port is taken), 2 for bad configuration or usage (one line on st
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -145,7 +146,9 @@ async def _demo(args: argparse.Namespace) -> int:
         starting=(2.0, 6.0), running=(4.0, 20.0), recovering=(2.0, 5.0), arrival_interval=4.0
     )
     world = _world(DEMO_PROJECT, DEMO_QUEUES, args.seed, 30, lifecycle)
-    sim = Simulator(world, seed=args.seed)
+    # The demo signs its requests exactly as against real DLI; the simulator checks them.
+    ak, sk = "DEMOACCESSKEY0000000", secrets.token_urlsafe(24)
+    sim = Simulator(world, seed=args.seed, credentials=(ak, sk))
     configure_logging(args.log_format)
     async with running_simulator(sim) as url:
         settings = Settings(
@@ -153,7 +156,9 @@ async def _demo(args: argparse.Namespace) -> int:
             endpoint=url,
             queues=DEMO_QUEUES,
             poll_interval=args.interval,
-            auth="none",
+            auth="aksk",
+            ak=ak,
+            sk=sk,
             listen=args.listen,
             log_format=args.log_format,
         )

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices(f"{PREFIX}SK", "HUAWEICLOUD_SDK_SK", "sk")
     )
     security_token: SecretStr | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    use_metadata: bool = False
+    metadata_url: str = "http://169.254.169.254"
     listen: str = "0.0.0.0:10071"
     log_format: Literal["json", "console", "auto"] = "auto"
     state_file: Path | None = None
@@ -140,11 +144,13 @@ class Settings(BaseSettings):
     def _auth(self) -> Settings:
         if self.region is None and self.endpoint is None and self.project_id is not None:
             raise ValueError(f"{PREFIX}REGION or {PREFIX}ENDPOINT must be set")
-        if self.auth == "aksk" and (self.ak is None or self.sk is None):
+        if self.auth == "aksk" and (self.ak is None or self.sk is None) and not self.use_metadata:
             raise ValueError(
-                f"{PREFIX}AUTH=aksk needs {PREFIX}AK and {PREFIX}SK "
-                "(or HUAWEICLOUD_SDK_AK/SK, or files in the secrets dir)"
+                f"{PREFIX}AUTH=aksk needs {PREFIX}AK and {PREFIX}SK (or HUAWEICLOUD_SDK_AK/SK, "
+                f"files in {PREFIX}SECRETS_DIR, or {PREFIX}USE_METADATA=true for temporary keys)"
             )
+        if self.auth == "token" and self.token is None and self.token_file is None:
+            raise ValueError(f"{PREFIX}AUTH=token needs {PREFIX}TOKEN or {PREFIX}TOKEN_FILE")
         return self
 
     @property
@@ -153,6 +159,23 @@ class Settings(BaseSettings):
         if self.endpoint:
             return self.endpoint
         return f"https://dli.{self.region}.myhuaweicloud.com"
+
+    @property
+    def credential_source(self) -> str:
+        """Where keys or tokens come from: env, secrets_dir, metadata, token_file (or none)."""
+        if self.auth == "none":
+            return "none"
+        if self.auth == "token":
+            return "token_file" if self.token_file is not None else "env"
+        if (
+            self.secrets_dir is not None
+            and not ({"DLI_MONITOR_SK", "HUAWEICLOUD_SDK_SK"} & {k.upper() for k in os.environ})
+            and (self.secrets_dir / "dli_monitor_sk").is_file()
+        ):
+            return "secrets_dir"
+        if self.ak is not None and self.sk is not None:
+            return "env"
+        return "metadata"
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -168,6 +191,7 @@ class Settings(BaseSettings):
             "max_concurrency": self.max_concurrency,
             "max_rps": self.max_rps,
             "auth": self.auth,
+            "credentials": self.credential_source,
             "listen": self.listen,
             "state_file": str(self.state_file) if self.state_file else None,
         }

@@ -17,8 +17,17 @@ from anyio.abc import TaskStatus
 
 from monitor import __version__
 from monitor.config import Settings
-from monitor.dli.auth import AkSkSigner, NoAuth, Signer
+from monitor.dli.auth import AkSkSigner, NoAuth, Signer, TokenAuth
 from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
+from monitor.dli.credentials import (
+    CredentialSource,
+    Keys,
+    MetadataKeys,
+    SecretsDirKeys,
+    StaticKeys,
+    StaticToken,
+    TokenFile,
+)
 from monitor.events import EventLog
 from monitor.metrics import Metrics
 from monitor.poller import QueuePoller, Target
@@ -29,18 +38,30 @@ from monitor.statefile import StateFile
 __all__ = ["Daemon", "build_signer"]
 
 
-def build_signer(settings: Settings) -> Signer:
-    """The request signer ``DLI_MONITOR_AUTH`` asks for."""
-    if settings.auth == "aksk":
-        if settings.ak is None or settings.sk is None:  # Settings validation prevents this
-            raise ValueError("aksk needs ak and sk")
-        return AkSkSigner(
-            settings.ak.get_secret_value(),
-            settings.sk,
-            project_id=settings.project_id,
-            security_token=settings.security_token,
+def build_signer(settings: Settings, session: aiohttp.ClientSession) -> Signer:
+    """The request signer ``DLI_MONITOR_AUTH`` and the credential settings ask for."""
+    project = settings.project_id
+    source = settings.credential_source
+    if settings.auth == "token":
+        if source == "token_file":
+            assert settings.token_file is not None
+            return TokenAuth(TokenFile(settings.token_file), project_id=project)
+        assert settings.token is not None
+        return TokenAuth(StaticToken(settings.token), project_id=project)
+    if settings.auth == "none":
+        return NoAuth()
+    keys: CredentialSource
+    if source == "secrets_dir":
+        assert settings.secrets_dir is not None
+        keys = SecretsDirKeys(settings.secrets_dir)
+    elif source == "metadata":
+        keys = MetadataKeys(session, settings.metadata_url)
+    else:
+        assert settings.ak is not None and settings.sk is not None
+        keys = StaticKeys(
+            Keys(settings.ak.get_secret_value(), settings.sk, settings.security_token)
         )
-    return NoAuth()
+    return AkSkSigner(keys, project_id=project)
 
 
 class Daemon:
@@ -50,7 +71,7 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        signer: Signer | None = None,
+        signer: Callable[[aiohttp.ClientSession], Signer] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if settings.project_id is None:
@@ -59,7 +80,7 @@ class Daemon:
         self.project_id = settings.project_id
         self.metrics = Metrics(__version__, settings.duration_buckets)
         self.events = EventLog(self.project_id, on_event=self._count_event)
-        self._signer = signer or build_signer(settings)
+        self._signer = signer or (lambda session: build_signer(settings, session))
         self._clock = clock
         self.pollers: list[QueuePoller] = []
         self.addresses: list[str] = []
@@ -113,6 +134,7 @@ class Daemon:
                 endpoint, code
             ).inc(),
             on_malformed=lambda endpoint: self.metrics.malformed.labels(endpoint).inc(),
+            on_clock_skew=self._clock_skew,
         )
         connector = aiohttp.TCPConnector(limit=max(2 * s.max_concurrency, 8))
         async with aiohttp.ClientSession(
@@ -122,7 +144,7 @@ class Daemon:
                 session,
                 s.base_url,
                 self.project_id,
-                signer=self._signer,
+                signer=self._signer(session),
                 max_concurrency=s.max_concurrency,
                 max_rps=s.max_rps,
                 timeout=s.request_timeout,
@@ -167,6 +189,13 @@ class Daemon:
                     # pollers are stopped, so this saves exactly what was last published.
                     self.events.stopping(__version__, self._stop_reason or "cancelled")
                     self._save_now()
+
+    _skew_reported = False
+
+    def _clock_skew(self, skew: float) -> None:
+        if not self._skew_reported:  # once: the poll.failed events repeat the measured skew
+            self._skew_reported = True
+            self.events.clock_skew(skew)
 
     def _applied(self, poller: QueuePoller) -> None:
         if self._dirty is not None:

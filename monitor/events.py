@@ -30,8 +30,9 @@ __all__ = [
 
 LogFormat = Literal["json", "console", "auto"]
 
-#: The contract's vocabulary, plus two diagnostics: ``poll.rows_rejected`` (unreadable list
-#: rows) and ``state.save_failed`` (the state file could not be written).
+#: The contract's vocabulary, plus three diagnostics: ``poll.rows_rejected`` (unreadable list
+#: rows), ``state.save_failed`` (the state file could not be written) and ``auth.clock_skew``
+#: (signatures rejected while this machine's clock is off the API's).
 EVENTS = (
     "job.discovered",
     "job.transition",
@@ -40,6 +41,7 @@ EVENTS = (
     "poll.failed",
     "poll.rows_rejected",
     "state.save_failed",
+    "auth.clock_skew",
     "monitor.started",
     "monitor.stopping",
 )
@@ -185,6 +187,15 @@ class EventLog:
             rejected=rejected,
             unknown_state=unknown_state,
             request_id=request_id,
+        )
+
+    def clock_skew(self, skew_seconds: float) -> None:
+        self._emit(
+            "warning",
+            "auth.clock_skew",
+            project_id=self.project_id,
+            skew_seconds=round(skew_seconds, 1),
+            hint="signatures are valid for 15 minutes: synchronise this machine's clock (NTP)",
         )
 
     def state_save_failed(self, path: str, error: str) -> None:

@@ -71,7 +71,7 @@ def official(r: Req) -> tuple[dict[str, str], str]:
 
 
 async def ours(r: Req) -> tuple[dict[str, str], str]:
-    signer = AkSkSigner(
+    signer = AkSkSigner.from_keys(
         r.ak,
         SecretStr(r.sk),
         project_id=r.project,
@@ -118,5 +118,5 @@ async def test_known_answer() -> None:
 
 
 def test_signer_repr_hides_the_secret() -> None:
-    signer = AkSkSigner("AK", SecretStr("super-secret"))
+    signer = AkSkSigner.from_keys("AK", SecretStr("super-secret"))
     assert "super-secret" not in repr(signer)

@@ -22,6 +22,7 @@ from tests.truth import compare, parse_events
 PROJECT = "e2eproject"
 QUEUES = ("etl", "adhoc")
 INTERVAL = 0.2
+AK, SK = "E2EACCESSKEY", "e2e-secret-key"  # every request is signed and verified
 FAST = Lifecycle(
     starting=(0.5, 1.5),
     running=(0.6, 2.0),
@@ -55,7 +56,7 @@ async def simulation() -> AsyncIterator[Run]:
     world = World(
         PROJECT, QUEUES, seed=42, now_ms=int(clock() * 1000), lifecycle=FAST, initial_jobs=20
     )
-    sim = Simulator(world, seed=42, clock=clock)
+    sim = Simulator(world, seed=42, clock=clock, credentials=(AK, SK))
     async with running_simulator(sim) as url:
         yield Run(world, sim, clock, url)
 
@@ -66,7 +67,9 @@ def settings(url: str, **kw: object) -> Settings:
         "endpoint": url,
         "queues": QUEUES,
         "poll_interval": INTERVAL,
-        "auth": "none",
+        "auth": "aksk",
+        "ak": AK,
+        "sk": SK,
         "listen": "127.0.0.1:0",
         "max_rps": 1000,
     }

@@ -155,7 +155,7 @@ async def test_detail_state_and_error_bodies() -> None:
 
 async def test_gateway_accepts_good_signatures_and_rejects_tampering() -> None:
     sim = Simulator(world(), credentials=("AK1", "the-secret"))
-    signer = AkSkSigner("AK1", SecretStr("the-secret"), project_id=P)
+    signer = AkSkSigner.from_keys("AK1", SecretStr("the-secret"), project_id=P)
     async with serve(sim) as (session, url):
         host = URL(url).raw_authority
         path = f"/v2.0/{P}/batches"
@@ -172,12 +172,12 @@ async def test_gateway_accepts_good_signatures_and_rejects_tampering() -> None:
         status, err = await send(changed_query, headers)
         assert status == 401 and err["error_code"] == "APIGW.0301"
         assert (await send(query, {**headers, "X-Sdk-Date": "20200101T000000Z"}))[0] == 401
-        wrong = AkSkSigner("AK1", SecretStr("not-the-secret"), project_id=P)
+        wrong = AkSkSigner.from_keys("AK1", SecretStr("not-the-secret"), project_id=P)
         assert (await send(query, await wrong.headers(OutgoingRequest("GET", host, path, query))))[
             0
         ] == 401
         assert (await send(query, {}))[0] == 401
-        skewed = AkSkSigner(
+        skewed = AkSkSigner.from_keys(
             "AK1", SecretStr("the-secret"), project_id=P, clock=lambda: time.time() - 3600
         )
         status, err = await send(

@@ -23,12 +23,15 @@ from urllib.parse import quote, unquote
 
 from pydantic import SecretStr
 
+from monitor.dli.credentials import CredentialSource, Keys, StaticKeys, TokenSource
+
 __all__ = [
     "ALGORITHM",
     "AkSkSigner",
     "NoAuth",
     "OutgoingRequest",
     "Signer",
+    "TokenAuth",
     "canonical_query",
     "canonical_request",
     "sign_headers",
@@ -110,38 +113,70 @@ def sign_headers(
 
 
 class AkSkSigner:
-    """Signs with a fixed access key / secret key (and security token for temporary keys)."""
+    """Signs every request with keys from a :class:`CredentialSource` (asked per request, so
+    rotated or refreshed keys are used as soon as they are there)."""
 
-    __slots__ = ("_ak", "_clock", "_project_id", "_sk", "_token")
+    __slots__ = ("_clock", "_project_id", "_source")
 
     def __init__(
         self,
+        source: CredentialSource,
+        *,
+        project_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = source
+        self._project_id = project_id
+        self._clock = clock
+
+    @classmethod
+    def from_keys(
+        cls,
         ak: str,
         sk: SecretStr,
         *,
         project_id: str | None = None,
         security_token: SecretStr | None = None,
         clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._ak = ak
-        self._sk = sk
-        self._token = security_token
-        self._project_id = project_id
-        self._clock = clock
+    ) -> AkSkSigner:
+        """A signer with fixed keys."""
+        return cls(StaticKeys(Keys(ak, sk, security_token)), project_id=project_id, clock=clock)
 
     def __repr__(self) -> str:
-        return f"AkSkSigner(ak={self._ak!r}, sk=**********)"
+        return f"AkSkSigner({self._source!r})"
 
     async def headers(self, request: OutgoingRequest) -> dict[str, str]:
+        keys = await self._source.keys()
         sdk_date = time.strftime(DATE_FORMAT, time.gmtime(self._clock()))
         headers = dict(request.headers)
         headers["Host"] = request.host
         headers["X-Sdk-Date"] = sdk_date
         if self._project_id:
             headers["X-Project-Id"] = self._project_id
-        if self._token is not None:
-            headers["X-Security-Token"] = self._token.get_secret_value()
+        if keys.security_token is not None:
+            headers["X-Security-Token"] = keys.security_token.get_secret_value()
         headers["Authorization"] = sign_headers(
-            request, headers, self._ak, self._sk.get_secret_value(), sdk_date
+            request, headers, keys.ak, keys.sk.get_secret_value(), sdk_date
         )
+        return headers
+
+
+class TokenAuth:
+    """``DLI_MONITOR_AUTH=token``: an IAM token in ``X-Auth-Token`` (requests are not signed)."""
+
+    __slots__ = ("_project_id", "_source")
+
+    def __init__(self, source: TokenSource, *, project_id: str | None = None) -> None:
+        self._source = source
+        self._project_id = project_id
+
+    def __repr__(self) -> str:
+        return f"TokenAuth({self._source!r})"
+
+    async def headers(self, request: OutgoingRequest) -> dict[str, str]:
+        token = await self._source.token()
+        headers = dict(request.headers)
+        headers["X-Auth-Token"] = token.get_secret_value()
+        if self._project_id:
+            headers["X-Project-Id"] = self._project_id
         return headers

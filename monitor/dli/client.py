@@ -35,6 +35,8 @@ T = TypeVar("T")
 RetryCallback = Callable[[DLIError, int, float], None]
 #: a server answering full pages forever must not keep us paging forever
 MAX_PAGES = 10_000
+#: a 401 with the server's clock this far from ours (seconds) is reported as clock skew
+CLOCK_SKEW_WARNING = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class ClientHooks:
 
     on_response: Callable[[str, str], None] = lambda endpoint, code: None
     on_malformed: Callable[[str], None] = lambda endpoint: None
+    #: a 401 came with a server Date this far (seconds, ours minus theirs) from our clock
+    on_clock_skew: Callable[[float], None] = lambda skew: None
 
 
 @dataclass(slots=True)
@@ -108,6 +112,15 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _skew(server_date: str | None) -> float | None:
+    if not server_date:
+        return None
+    try:
+        return time.time() - email.utils.parsedate_to_datetime(server_date).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def _api_error(
@@ -302,6 +315,7 @@ class DLIClient:
                     status = resp.status
                     request_id = resp.headers.get("X-Request-Id")
                     retry_after = _retry_after(resp.headers.get("Retry-After"))
+                    server_date = resp.headers.get("Date")
             except TimeoutError:
                 self._hooks.on_response(endpoint, "error")
                 raise RequestTimeout(f"no response within {self._timeout.total} s") from None
@@ -310,5 +324,11 @@ class DLIClient:
                 raise TransportError(f"{type(exc).__name__}: {exc}") from None
         self._hooks.on_response(endpoint, str(status))
         if status >= 400:
-            raise _api_error(status, body, request_id, retry_after)
+            error = _api_error(status, body, request_id, retry_after)
+            skew = _skew(server_date) if status == 401 else None
+            if skew is not None and abs(skew) >= CLOCK_SKEW_WARNING:
+                # Signatures are only valid for 15 minutes: a wrong clock looks like bad keys.
+                error.message += f" (this machine's clock is {skew:+.0f} s off the API's)"
+                self._hooks.on_clock_skew(skew)
+            raise error
         return body, request_id

@@ -7,6 +7,7 @@ Bad parameters answer 400 ``DLI.0001`` and unknown ids 400 ``DLI.0002``, in DLI'
 
 from __future__ import annotations
 
+import email.utils
 import random
 import re
 import time
@@ -217,13 +218,22 @@ class Simulator:
         self.world.advance(self.now_ms())
         return await handler(request)
 
+    @web.middleware
+    async def dated(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Stamp every answer with the simulator's clock, which tests may set apart from ours."""
+        response = await handler(request)
+        response.headers["Date"] = email.utils.formatdate(self._clock(), usegmt=True)
+        return response
+
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 
 
 def make_app(sim: Simulator) -> web.Application:
     """The aiohttp application serving ``sim``."""
-    app = web.Application(middlewares=[sim.middleware])
+    app = web.Application(middlewares=[sim.dated, sim.middleware])
     base = "/v2.0/{project_id}/batches"
     app.router.add_get(base, sim.list_batches)
     app.router.add_get(base + "/{batch_id}", sim.show_batch)

@@ -1,0 +1,217 @@
+"""Credential sources, token auth, clock skew, and that no secret ever reaches the output."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+
+from monitor.config import Settings
+from monitor.daemon import Daemon
+from monitor.dli.auth import OutgoingRequest, TokenAuth
+from monitor.dli.credentials import CredentialError, MetadataKeys, SecretsDirKeys, TokenFile
+from monitor.events import configure_logging
+from monitor.simulator import Lifecycle, Simulator, World, running_simulator
+from tests.truth import parse_events
+
+SK = "sk-super-secret-do-not-print"
+TOKEN = "security-token-do-not-print"
+STILL = Lifecycle(
+    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
+)
+
+
+async def test_secrets_dir_keys_are_reread_when_the_files_change(tmp_path: Path) -> None:
+    source = SecretsDirKeys(tmp_path)
+    with pytest.raises(CredentialError):
+        await source.keys()
+    (tmp_path / "dli_monitor_ak").write_text("AK1\n")
+    (tmp_path / "dli_monitor_sk").write_text("SK1\n")
+    first = await source.keys()
+    assert (first.ak, first.sk.get_secret_value(), first.security_token) == ("AK1", "SK1", None)
+    # Kubernetes rotates a Secret by writing new files and swapping a symlink: new inodes.
+    new = tmp_path / "new_sk"
+    new.write_text("SK2")
+    new.replace(tmp_path / "dli_monitor_sk")
+    assert (await source.keys()).sk.get_secret_value() == "SK2"
+    assert "SK2" not in repr(source)
+
+
+async def test_token_file_is_reread_and_sent_as_x_auth_token(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("tok-1")
+    auth = TokenAuth(TokenFile(path), project_id="p1")
+    request = OutgoingRequest("GET", "h", "/v2.0/p1/batches")
+    assert (await auth.headers(request))["X-Auth-Token"] == "tok-1"
+    new = tmp_path / "t2"
+    new.write_text("tok-2")
+    new.replace(path)
+    headers = await auth.headers(request)
+    assert headers["X-Auth-Token"] == "tok-2" and headers["X-Project-Id"] == "p1"
+    assert "Authorization" not in headers and "tok-2" not in repr(auth)
+
+
+@asynccontextmanager
+async def metadata_service(expires_in: float) -> AsyncIterator[tuple[str, list[str]]]:
+    """A loopback stand-in for http://169.254.169.254 with session tokens."""
+    calls: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        calls.append("token")
+        return web.Response(text="session-token")
+
+    async def key(request: web.Request) -> web.Response:
+        if request.headers.get("X-Metadata-Token") != "session-token":
+            return web.Response(status=401)
+        calls.append("key")
+        expires = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + expires_in))
+        n = calls.count("key")
+        return web.json_response(
+            {
+                "credential": {
+                    "access": f"TMPAK{n}",
+                    "secret": f"tmp-sk-{n}",
+                    "securitytoken": f"tok-{n}",
+                    "expires_at": expires,
+                }
+            }
+        )
+
+    app = web.Application()
+    app.router.add_put("/meta-data/latest/api/token", token)
+    app.router.add_get("/openstack/latest/securitykey", key)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", calls
+    finally:
+        await runner.cleanup()
+
+
+async def test_metadata_keys_are_cached_then_refreshed_before_expiry() -> None:
+    async with metadata_service(expires_in=3600) as (url, calls), aiohttp.ClientSession() as s:
+        source = MetadataKeys(s, url, refresh_before=600)
+        keys = await source.keys()
+        assert keys.ak == "TMPAK1" and keys.security_token is not None
+        assert (await source.keys()).ak == "TMPAK1"
+        assert calls == ["token", "key"], "cached while far from expiry"
+    async with metadata_service(expires_in=300) as (url, calls), aiohttp.ClientSession() as s:
+        source = MetadataKeys(s, url, refresh_before=600)
+        assert (await source.keys()).ak == "TMPAK1"
+        assert (await source.keys()).ak == "TMPAK2", "refreshed: expiry is within the margin"
+
+
+async def test_metadata_keys_sign_requests_the_simulator_accepts() -> None:
+    configure_logging("json", io.StringIO())
+    world = World("credproj", ("etl",), seed=1, now_ms=int(time.time() * 1000), lifecycle=STILL)
+    sim = Simulator(world, credentials=("TMPAK1", "tmp-sk-1"))
+    async with metadata_service(3600) as (meta, _), running_simulator(sim) as url:
+        daemon = Daemon(
+            Settings(
+                project_id="credproj",
+                endpoint=url,
+                queues=("etl",),
+                auth="aksk",
+                use_metadata=True,
+                metadata_url=meta,
+                listen="127.0.0.1:0",
+                poll_interval=0.2,
+            )
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(daemon.run, handle_signals=False))
+            with anyio.fail_after(5):
+                while not daemon.ready()[0]:
+                    await anyio.sleep(0.05)
+            daemon.stop()
+
+
+async def test_clock_skew_is_measured_and_reported_once() -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    world = World("credproj", ("etl",), seed=1, now_ms=int(time.time() * 1000), lifecycle=STILL)
+    # The API's clock is an hour ahead of ours: every signature looks an hour old to it.
+    sim = Simulator(world, credentials=("AK", SK), clock=lambda: time.time() + 3600)
+    async with running_simulator(sim) as url:
+        daemon = Daemon(
+            Settings(
+                project_id="credproj",
+                endpoint=url,
+                queues=("etl",),
+                ak="AK",
+                sk=SK,
+                listen="127.0.0.1:0",
+                poll_interval=0.2,
+            )
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(daemon.run, handle_signals=False))
+            await anyio.sleep(1)
+            daemon.stop()
+    events = parse_events(out.getvalue())
+    skew = [e for e in events if e["event"] == "auth.clock_skew"]
+    assert len(skew) == 1 and -3700 < skew[0]["skew_seconds"] < -3500
+    failed = [e for e in events if e["event"] == "poll.failed"]
+    assert failed and "clock is -3600 s off" in failed[0]["error"].replace("-3599", "-3600")
+    assert failed[0]["error_code"] == "APIGW.0301"
+
+
+async def test_no_secret_in_any_output_of_a_failing_run(tmp_path: Path) -> None:
+    """Run the real daemon with keys the API rejects and a broken state directory; capture
+    everything it prints; no secret may appear, whatever the path through the code."""
+    world = World("credproj", ("etl",), seed=1, now_ms=int(time.time() * 1000), lifecycle=STILL)
+    sim = Simulator(world, credentials=("AK", "the-right-secret"))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    async with running_simulator(sim) as url:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DLI_MONITOR_")},
+            "DLI_MONITOR_PROJECT_ID": "credproj",
+            "DLI_MONITOR_ENDPOINT": url,
+            "DLI_MONITOR_QUEUES": "etl",
+            "DLI_MONITOR_AK": "AK",
+            "DLI_MONITOR_SK": SK,
+            "DLI_MONITOR_SECURITY_TOKEN": TOKEN,
+            "DLI_MONITOR_POLL_INTERVAL": "0.2",
+            "DLI_MONITOR_LISTEN": "127.0.0.1:0",
+            "DLI_MONITOR_LOG_FORMAT": "json",
+            "DLI_MONITOR_STATE_FILE": str(blocker / "state.json"),
+        }
+        result = b""
+        async with await anyio.open_process([sys.executable, "-m", "monitor", "run"], env=env) as p:
+            await anyio.sleep(2)
+            p.send_signal(signal.SIGTERM)
+            with anyio.fail_after(10):
+                await p.wait()
+            assert p.stdout is not None and p.stderr is not None
+            result = await _drain(p.stdout) + await _drain(p.stderr)
+        check = await anyio.run_process(
+            [sys.executable, "-m", "monitor", "check"], env=env, check=False
+        )
+    text = result.decode() + (check.stdout + check.stderr).decode()
+    assert "401" in text and "state.save_failed" in text, text[-2000:]
+    for secret in (SK, TOKEN):
+        assert secret not in text
+
+
+async def _drain(stream: anyio.abc.ByteReceiveStream) -> bytes:
+    data = b""
+    try:
+        async for chunk in stream:
+            data += chunk
+    except anyio.ClosedResourceError:
+        pass
+    return data
