@@ -14,7 +14,7 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -163,6 +163,7 @@ class DLIClient:
         self._prefix = parts.path
         self.project_id = project_id
         self._signer = signer or NoAuth()
+        self._max_concurrency = max_concurrency
         self._slots = anyio.CapacityLimiter(max_concurrency)
         self._rate = RateLimiter(max_rps)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -205,15 +206,18 @@ class DLIClient:
         budget: RetryBudget | None = None,
         on_retry: RetryCallback | None = None,
     ) -> Listing:
-        """Page through every job of ``queue`` (all of the project's if ``None``)."""
+        """Page through every job of ``queue`` (all of the project's if ``None``).
+
+        The first page gives ``total``; the other pages are then fetched concurrently by at most
+        ``max_concurrency`` workers (so other queues' requests interleave fairly), and pages are
+        read on from there if ``total`` grew meanwhile.
+        """
         budget = budget or RetryBudget()
         listing = Listing()
         totals: set[int] = set()
-        offset = 0
-        size = page_size
-        rows = 0
-        for _ in range(MAX_PAGES):
-            page, listing.request_id = await self.list_page(
+
+        async def fetch(offset: int, size: int) -> ListPage:
+            page, request_id = await self.list_page(
                 offset=offset,
                 size=size,
                 queue=queue,
@@ -222,25 +226,65 @@ class DLIClient:
                 on_retry=on_retry,
             )
             listing.requests += 1
+            listing.request_id = request_id
             totals.add(page.total)
+            return page
+
+        first = await fetch(0, page_size)
+        pages = {0: first}
+        size = page_size
+        if 0 < first.rows < page_size and first.rows < first.total:
+            size = first.rows  # the server caps page sizes: use its size from now on
+        end = first.rows
+        if first.rows and end < first.total:
+            offsets = range(end, first.total, size)
+            pages.update(await self._fetch_concurrently(fetch, offsets, size))
+            end = offsets[-1] + pages[offsets[-1]].rows
+            # Rows inserted at the head while we paged pushed older rows further down: read on.
+            while pages[max(pages)].rows == size and end < max(totals):
+                if len(pages) >= MAX_PAGES:
+                    raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
+                pages[end] = await fetch(end, size)
+                end += pages[end].rows
+        rows = 0
+        for offset in sorted(pages):
+            page = pages[offset]
+            rows += page.rows
             listing.rejected += page.rejected
             listing.unknown_state += page.unknown_state
             for job in page.jobs:
-                # A row seen twice (rows shifted under us) keeps its most recent reading.
+                # Seen twice (rows shifted under us): keep the reading from the later page.
                 listing.jobs[job.id] = job
-            offset += page.rows
-            rows += page.rows
-            if page.rows == 0 or offset >= page.total:
-                break
-            if page.rows < size:
-                if offset == page.rows:
-                    size = page.rows  # the server caps page sizes: use its size from now on
-                else:
-                    break
-        else:
-            raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
         listing.complete = len(totals) == 1 and rows >= min(totals)
         return listing
+
+    async def _fetch_concurrently(
+        self,
+        fetch: Callable[[int, int], Awaitable[ListPage]],
+        offsets: range,
+        size: int,
+    ) -> dict[int, ListPage]:
+        if len(offsets) > MAX_PAGES:
+            raise MalformedResponse(f"total implies more than {MAX_PAGES} pages")
+        pages: dict[int, ListPage] = {}
+        todo = iter(offsets)
+        failure: list[DLIError] = []
+
+        async def worker(scope: anyio.CancelScope) -> None:
+            for offset in todo:
+                try:
+                    pages[offset] = await fetch(offset, size)
+                except DLIError as exc:
+                    failure.append(exc)
+                    scope.cancel()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self._max_concurrency, len(offsets))):
+                tg.start_soon(worker, tg.cancel_scope)
+        if failure:
+            raise failure[0]
+        return pages
 
     async def get_job(
         self,

@@ -7,6 +7,7 @@ whatever the polling cadence. The HTTP layer (``app.py``) advances the world bef
 
 from __future__ import annotations
 
+import heapq
 import random
 import uuid
 from collections.abc import Iterable, Sequence
@@ -131,6 +132,12 @@ class World:
         self.now_ms = now_ms
         self.jobs: dict[str, SimJob] = {}
         self.history: list[TruthEntry] = []
+        # (instant, job id) of every job's next planned change; stale entries are skipped
+        self._due: list[tuple[int, str]] = []
+        # bumped on every change, so a query's sorted result can be reused until then
+        self._version = 0
+        self._cache: dict[tuple[object, ...], tuple[int, list[SimJob]]] = {}
+        self._finished = False
         self._rng = random.Random(seed)
         self._serial = 0
         self._next_arrival = {q: now_ms + self._arrival_gap() for q in self.queues}
@@ -188,8 +195,14 @@ class World:
         )
         job.plan = self._plan_from(S.STARTING, at)
         self.jobs[job.id] = job
+        self._schedule(job)
         self.history.append(TruthEntry(job.id, queue, S.STARTING, at))
         return job
+
+    def _schedule(self, job: SimJob) -> None:
+        self._version += 1
+        if job.plan:
+            heapq.heappush(self._due, (job.plan[0][0], job.id))
 
     def _seed_initial(self, count: int) -> None:
         """Jobs already there when the service starts: every state represented."""
@@ -213,6 +226,7 @@ class World:
                     job.end_time = job.update_time
                 else:
                     job.plan = self._plan_from(state, self.now_ms)
+            self._schedule(job)
             self.history[-1] = TruthEntry(job.id, queue, state, job.update_time)
 
     def advance(self, now_ms: int) -> None:
@@ -225,17 +239,26 @@ class World:
                 self.submit(queue, at_ms=at)
                 self._next_arrival[queue] = at + self._arrival_gap()
         due: list[tuple[int, str, JobState]] = []
-        for job in self.jobs.values():
+        while self._due and self._due[0][0] <= now_ms:
+            at, job_id = heapq.heappop(self._due)
+            job = self.jobs.get(job_id)
+            if job is None or not job.plan or job.plan[0][0] != at:
+                continue  # deleted, or re-planned since this entry was pushed
             while job.plan and job.plan[0][0] <= now_ms:
-                at, state = job.plan.pop(0)
-                due.append((at, job.id, state))
+                when, state = job.plan.pop(0)
+                due.append((when, job.id, state))
+            if job.plan:
+                heapq.heappush(self._due, (job.plan[0][0], job.id))
         due.sort()
         for at, job_id, state in due:
             self._enter(self.jobs[job_id], state, at)
         self.now_ms = now_ms
-        self._age_out()
+        if self._finished:
+            self._finished = False
+            self._age_out()
 
     def _enter(self, job: SimJob, state: JobState, at_ms: int) -> None:
+        self._version += 1
         job.state = state
         job.update_time = at_ms
         if state is S.RUNNING and job.app_id is None:
@@ -243,6 +266,7 @@ class World:
         if state.terminal:
             job.end_time = at_ms
             job.plan.clear()
+            self._finished = True
         self.history.append(TruthEntry(job.id, job.queue, state, at_ms))
 
     def _expired(self, queue: str) -> list[SimJob]:
@@ -264,6 +288,7 @@ class World:
             if excess > 0:
                 for job in self._expired(queue)[:excess]:
                     del self.jobs[job.id]
+                self._version += 1
 
     # -- changes from outside (tests, fault injection) ---------------------------------------
 
@@ -272,6 +297,7 @@ class World:
         job = self.jobs[job_id]
         self._enter(job, state, self.now_ms)
         job.plan = [] if state.terminal else self._plan_from(state, self.now_ms)
+        self._schedule(job)
 
     def churn(self, queue: str) -> None:
         """A new job arrives and the longest-finished job is deleted (if one is past the
@@ -281,10 +307,11 @@ class World:
         expired = self._expired(queue)
         if expired:
             del self.jobs[expired[0].id]
-        self.submit(queue)
+        self.submit(queue)  # bumps the version
 
     def delete(self, job_id: str) -> SimJob | None:
         """Remove a job entirely (as a deleted job disappears from the API)."""
+        self._version += 1
         return self.jobs.pop(job_id, None)
 
     # -- queries ------------------------------------------------------------------------------
@@ -301,7 +328,15 @@ class World:
         end: int | None = None,
         order: str = "CREATE_TIME_DESC",
     ) -> list[SimJob]:
-        """Jobs matching every given filter, in ``order``."""
+        """Jobs matching every given filter, in ``order`` (don't modify the returned list)."""
+        key: tuple[object, ...] = (queue, state, job_id, job_name, owner, start, end, order)
+        if order.startswith("DURATION"):
+            key += (self.now_ms,)  # running jobs' durations grow with time
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        if len(self._cache) > 256:
+            self._cache.clear()
         found: Iterable[SimJob] = self.jobs.values()
         found = [
             j
@@ -314,13 +349,14 @@ class World:
             and (start is None or j.create_time >= start)
             and (end is None or j.create_time <= end)
         ]
-        key, reverse = {
+        sort_key, reverse = {
             "CREATE_TIME_DESC": (lambda j: (j.create_time, j.id), True),
             "CREATE_TIME_ASC": (lambda j: (j.create_time, j.id), False),
             "DURATION_DESC": (lambda j: (j.duration(self.now_ms), j.id), True),
             "DURATION_ASC": (lambda j: (j.duration(self.now_ms), j.id), False),
         }[order]
-        found.sort(key=key, reverse=reverse)
+        found.sort(key=sort_key, reverse=reverse)
+        self._cache[key] = (self._version, found)
         return found
 
     def counts(self, queue: str) -> dict[JobState, int]:

@@ -1,0 +1,326 @@
+"""``python -m bench``: dli-monitor's costs, each against a floor measured in the same run.
+
+Runs the simulator in a subprocess on loopback (so its CPU is not counted as ours), prints a
+table, and ends with one JSON line of every figure. ``--smoke`` runs tiny sizes, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import anyio
+import orjson
+from prometheus_client import generate_latest
+from pydantic import SecretStr
+
+from monitor.dli.auth import AkSkSigner
+from monitor.dli.client import DLIClient
+from monitor.dli.models import JobState, parse_list_page
+from monitor.metrics import Metrics
+from monitor.simulator.world import Lifecycle, World
+from monitor.snapshot import JobSnapshot, Observation, StateSummary
+
+AK, SK, PROJECT = "BENCHACCESSKEY", "bench-secret-key", "benchproject"
+LATENCY = 0.02
+CONCURRENCY = 4
+STILL = Lifecycle(
+    starting=(1e6, 2e6), running=(1e6, 2e6), recovering=(1e6, 2e6), arrival_interval=0
+)
+figures: dict[str, Any] = {}
+
+
+def row(name: str, value: str, ratio: str = "", note: str = "") -> None:
+    print(f"  {name:<46} {value:>16} {ratio:>12}  {note}")
+
+
+def best(fn: Callable[[], object], repeat: int = 5) -> float:
+    """Best wall time of ``repeat`` runs (the least disturbed by the rest of the machine)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def pages_of(jobs: int, page_size: int = 100) -> list[bytes]:
+    now = 1_795_000_000_000
+    world = World(
+        PROJECT, ("q",), seed=1, now_ms=now, lifecycle=STILL, initial_jobs=jobs, history_limit=10**9
+    )
+    rows = [j.row(now) for j in world.select(queue="q")]
+    return [
+        orjson.dumps({"from": i, "total": len(rows), "sessions": rows[i : i + page_size]})
+        for i in range(0, len(rows), page_size)
+    ]
+
+
+def bench_parse_diff(jobs: int) -> None:
+    print(f"\n1. parse + diff of {jobs:,} job records (pages of 100)")
+    pages = pages_of(jobs)
+    floor = best(lambda: [orjson.loads(p) for p in pages])
+    stdlib = best(lambda: [json.loads(p) for p in pages])
+    parse = best(lambda: [parse_list_page(p) for p in pages])
+    listed = {j.id: j for p in pages for j in parse_list_page(p).jobs}
+    previous = JobSnapshot.baseline(listed.values(), now_ms=0)
+
+    def parse_and_diff() -> None:
+        fresh = {j.id: j for p in pages for j in parse_list_page(p).jobs}
+        previous.diff(Observation(fresh), now_ms=1).snapshot.summary  # noqa: B018
+
+    total = best(parse_and_diff, repeat=3)
+    per = total / jobs
+    row("floor: orjson.loads of the same pages", f"{floor / jobs * 1e9:.0f} ns/rec", "1.00x")
+    row(
+        "json.loads (stdlib) of the same pages",
+        f"{stdlib / jobs * 1e9:.0f} ns/rec",
+        f"{stdlib / floor:.2f}x",
+    )
+    row("parse_list_page", f"{parse / jobs * 1e9:.0f} ns/rec", f"{parse / floor:.2f}x")
+    row(
+        "parse + diff + summary",
+        f"{per * 1e9:.0f} ns/rec",
+        f"{total / floor:.2f}x",
+        f"{jobs / total:,.0f} records/s; target within 2x",
+    )
+    figures.update(
+        parse_ns_per_record=round(parse / jobs * 1e9),
+        parse_diff_ns_per_record=round(per * 1e9),
+        parse_diff_vs_orjson=round(total / floor, 2),
+        orjson_ns_per_record=round(floor / jobs * 1e9),
+        json_loads_vs_orjson=round(stdlib / floor, 2),
+    )
+
+
+def bench_memory(jobs: int) -> None:
+    print(f"\n4. memory per tracked job ({jobs:,} jobs)")
+    pages = pages_of(jobs)
+    gc.collect()
+    rss0 = _rss()
+    tracemalloc.start()
+    listed = {j.id: j for p in pages for j in parse_list_page(p).jobs}
+    snap = JobSnapshot.baseline(listed.values(), now_ms=0)
+    del listed
+    gc.collect()
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = _rss() - rss0
+    row(
+        "tracemalloc: snapshot",
+        f"{current / jobs:.0f} B/job",
+        "",
+        f"{len(snap):,} jobs; target < 400",
+    )
+    row("RSS delta", f"{rss / jobs:.0f} B/job", "", "(includes tracemalloc's own overhead)")
+    figures.update(
+        bytes_per_job_tracemalloc=round(current / jobs), bytes_per_job_rss=round(rss / jobs)
+    )
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_render(queues: int) -> None:
+    print(f"\n5a. /metrics render with {queues} queues")
+    metrics = Metrics("bench")
+    names = [f"queue{i:03d}" for i in range(queues)]
+    for name in names:
+        metrics.init_queue(name)
+        metrics.init_target(name)
+    counts = {(n, s): 10 for n in names for s in JobState}
+
+    class View:
+        export_queues = names
+        summary = StateSummary(counts, {})
+        tracked_jobs = 10 * queues * 5
+
+    metrics.add_views(lambda: [View()])
+    body = generate_latest(metrics.registry)
+    lines = [ln for ln in body.decode().splitlines() if not ln.startswith("#")]
+    render = best(lambda: generate_latest(metrics.registry), repeat=10)
+    floor = best(lambda: "\n".join(f"{ln}" for ln in lines).encode(), repeat=10)
+    row("floor: joining the same sample lines", f"{floor * 1e3:.2f} ms", "1.00x")
+    row(
+        "generate_latest",
+        f"{render * 1e3:.2f} ms",
+        f"{render / floor:.1f}x",
+        f"{len(lines):,} samples, {len(body) / 1024:.0f} KiB",
+    )
+    figures.update(render_ms_200_queues=round(render * 1e3, 2), render_samples=len(lines))
+
+
+@contextmanager
+def simulator(jobs: int, queues: int, latency: float) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    names = ",".join(f"q{i}" for i in range(queues))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "simulate",
+            "--port",
+            str(port),
+            "--project-id",
+            PROJECT,
+            "--queues",
+            names,
+            "--jobs",
+            str(jobs),
+            "--speed",
+            "100000",
+            "--arrival",
+            "0",
+            "--latency",
+            str(latency),
+            "--ak",
+            AK,
+            "--sk",
+            SK,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "simulating …": ready
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def _ours(url: str, queues: list[str]) -> int:
+    signer = AkSkSigner.from_keys(AK, SecretStr(SK), project_id=PROJECT)
+    async with aiohttp.ClientSession() as session:
+        client = DLIClient(
+            session,
+            url,
+            PROJECT,
+            signer=signer,
+            max_concurrency=CONCURRENCY,
+            max_rps=10_000,
+            timeout=30,
+        )
+        requests = 0
+        for queue in queues:
+            listing = await client.list_jobs(queue, page_size=100)
+            requests += listing.requests
+        return requests
+
+
+def measure(fn: Callable[[], object]) -> tuple[float, float, object]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def sdk_listing(url: str, queue: str) -> int:
+    """The listing as a user would script it with the official SDK: its own paging loop."""
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkdli.v1 import DliClient, ListSparkJobsRequest
+
+    client = (
+        DliClient.new_builder()
+        .with_credentials(BasicCredentials(AK, SK, PROJECT))
+        .with_endpoints([url])
+        .build()
+    )
+    offset = requests = 0
+    while True:
+        resp = client.list_spark_jobs(
+            ListSparkJobsRequest(queue_name=queue, _from=offset, size=100)
+        )
+        requests += 1
+        offset += len(resp.sessions or [])
+        if not resp.sessions or offset >= resp.total:
+            return requests
+
+
+def bench_listing(sizes: list[int], with_sdk: bool) -> None:
+    for jobs in sizes:
+        print(f"\n2. full listing of {jobs:,} jobs, {LATENCY * 1e3:.0f} ms latency per request")
+        with simulator(jobs, 1, LATENCY) as url:
+            wall, cpu, requests = measure(lambda: anyio.run(_ours, url, ["q0"]))
+            assert isinstance(requests, int)
+            ideal = requests * LATENCY / CONCURRENCY
+            row(
+                "ideal: requests x latency / concurrency",
+                f"{ideal:.2f} s",
+                "1.00x",
+                f"{requests} requests, concurrency {CONCURRENCY}",
+            )
+            row(
+                "dli-monitor",
+                f"{wall:.2f} s",
+                f"{wall / ideal:.2f}x",
+                f"CPU {cpu:.2f} s; target within 1.3x",
+            )
+            figures[f"list_{jobs}_wall_s"] = round(wall, 3)
+            figures[f"list_{jobs}_vs_ideal"] = round(wall / ideal, 2)
+            figures[f"list_{jobs}_cpu_s"] = round(cpu, 3)
+            figures[f"list_{jobs}_requests"] = requests
+            if with_sdk:
+                print("3. the same listing with the official SDK (huaweicloudsdkdli)")
+                swall, scpu, sreq = measure(lambda: sdk_listing(url, "q0"))
+                row(
+                    "huaweicloudsdkdli, sequential paging",
+                    f"{swall:.2f} s",
+                    f"{swall / wall:.1f}x slower",
+                    f"CPU {scpu:.2f} s = {scpu / cpu:.1f}x ours; {sreq} requests",
+                )
+                figures[f"sdk_list_{jobs}_wall_ratio"] = round(swall / wall, 2)
+                figures[f"sdk_list_{jobs}_cpu_ratio"] = round(scpu / cpu, 2)
+
+
+def bench_steady(queues: int, per_queue: int) -> None:
+    print(f"\n5b. steady-state poll of {queues} queues x {per_queue:,} jobs (no latency)")
+    with simulator(queues * per_queue, queues, 0.0) as url:
+        names = [f"q{i}" for i in range(queues)]
+        anyio.run(_ours, url, names[:1])  # warm up
+        wall, cpu, requests = measure(lambda: anyio.run(_ours, url, names))
+    pct = cpu / 30 * 100
+    row(
+        "CPU of one poll of every queue",
+        f"{cpu:.2f} s",
+        "",
+        f"{requests} requests, wall {wall:.2f} s",
+    )
+    row("CPU share of one core at a 30 s interval", f"{pct:.2f} %", "", "target < 1%")
+    figures.update(steady_cpu_s=round(cpu, 3), steady_cpu_pct_at_30s=round(pct, 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it runs")
+    args = parser.parse_args()
+    small = args.smoke
+    print(f"dli-monitor bench ({'smoke' if small else 'full'}) on {os.cpu_count()} cores")
+    bench_parse_diff(2_000 if small else 100_000)
+    bench_listing([1_000] if small else [10_000, 100_000], with_sdk=True)
+    bench_memory(2_000 if small else 100_000)
+    bench_render(20 if small else 200)
+    bench_steady(5 if small else 50, 100 if small else 2_000)
+    print("\n" + json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()

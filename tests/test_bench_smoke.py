@@ -1,0 +1,30 @@
+"""The benchmark must keep running: a smoke run with tiny sizes (no timing is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+
+
+def test_bench_smoke_prints_every_figure() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    for key in (
+        "parse_diff_vs_orjson",
+        "list_1000_vs_ideal",
+        "sdk_list_1000_wall_ratio",
+        "sdk_list_1000_cpu_ratio",
+        "bytes_per_job_tracemalloc",
+        "render_ms_200_queues",
+        "steady_cpu_pct_at_30s",
+    ):
+        assert isinstance(figures[key], int | float) and figures[key] > 0, key
