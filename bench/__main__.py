@@ -184,6 +184,8 @@ def simulator(jobs: int, queues: int, latency: float) -> Iterator[str]:
             names,
             "--jobs",
             str(jobs),
+            "--history",
+            str(jobs),
             "--speed",
             "100000",
             "--arrival",

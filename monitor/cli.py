@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--queues", default=",".join(DEMO_QUEUES), help="comma-separated")
     sim.add_argument("--jobs", type=int, default=30, help="jobs present at start")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--history", type=int, default=1000, help="finished jobs kept per queue")
     sim.add_argument("--speed", type=float, default=1.0, help="lifecycle time factor (<1: faster)")
     sim.add_argument(
         "--arrival", type=float, default=5.0, help="mean seconds between new jobs per queue"
@@ -120,7 +121,12 @@ def _run(settings: Settings) -> int:
 
 
 def _world(
-    project_id: str, queues: Sequence[str], seed: int, jobs: int, lifecycle: Lifecycle
+    project_id: str,
+    queues: Sequence[str],
+    seed: int,
+    jobs: int,
+    lifecycle: Lifecycle,
+    history: int = 1000,
 ) -> World:
     return World(
         project_id,
@@ -129,6 +135,7 @@ def _world(
         now_ms=int(time.time() * 1000),
         lifecycle=lifecycle,
         initial_jobs=jobs,
+        history_limit=history,
     )
 
 
@@ -180,7 +187,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     if not queues:
         raise ConfigError("invalid configuration: --queues: at least one queue is needed")
     lifecycle = Lifecycle(arrival_interval=args.arrival).scaled(args.speed)
-    world = _world(args.project_id, queues, args.seed, args.jobs, lifecycle)
+    world = _world(args.project_id, queues, args.seed, args.jobs, lifecycle, args.history)
     faults = Faults(
         throttle=args.throttle,
         retry_after=args.retry_after,
