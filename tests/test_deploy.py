@@ -1,0 +1,190 @@
+"""What ships besides the code, checked with the real tools: hadolint, kubectl kustomize,
+promtool; and that dashboards and rules only use metrics the daemon exports."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from monitor import __version__
+from monitor.config import Settings
+from monitor.metrics import Metrics
+from monitor.snapshot import StateSummary
+from tests.conftest import require_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+RULES = DEPLOY / "prometheus" / "dli-monitor.rules.yml"
+DASHBOARD = DEPLOY / "grafana" / "dli-monitor.dashboard.json"
+SETTING_VARS = {f"DLI_MONITOR_{name.upper()}" for name in Settings.model_fields}
+
+
+def run(*cmd: str, cwd: Path = ROOT) -> str:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+}
+
+
+def exported_names() -> set[str]:
+    """Every series name the daemon can export, from its own registry's metric families."""
+    metrics = Metrics(__version__)
+
+    class View:
+        export_queues = ["q"]
+        summary = StateSummary({}, {})
+        tracked_jobs = 0
+
+    metrics.add_views(lambda: [View()])
+    return {
+        family.name + suffix
+        for family in metrics.registry.collect()
+        for suffix in SUFFIXES[family.type]
+    }
+
+
+def recorded_names() -> set[str]:
+    doc = yaml.safe_load(RULES.read_text())
+    return {r["record"] for g in doc["groups"] for r in g["rules"] if "record" in r}
+
+
+def metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\b(dli_[a-z_]+|queue:[a-z0-9_:]+)\b", expr))
+
+
+def dashboard_exprs() -> list[str]:
+    doc = orjson.loads(DASHBOARD.read_bytes())
+    return [t["expr"] for p in doc["panels"] for t in p["targets"]]
+
+
+def test_dockerfile_passes_hadolint_and_matches_the_version() -> None:
+    run(require_tool("hadolint"), "Dockerfile")
+    text = (ROOT / "Dockerfile").read_text()
+    assert f"ARG VERSION={__version__}" in text
+    assert 'ENTRYPOINT ["dli-monitor"]' in text and 'CMD ["run"]' in text
+    assert re.search(r"^USER \d+", text, re.M), "runs as a numeric non-root user"
+
+
+@pytest.mark.parametrize("path", ["base", "overlays/multi-queue"])
+def test_kustomize_renders_a_hardened_sidecar(path: str) -> None:
+    rendered = run(require_tool("kubectl"), "kustomize", str(DEPLOY / "kubernetes" / path))
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ConfigMap", "Service", "PodMonitor"} <= kinds
+    assert "Secret" not in kinds, "credentials are never shipped inline"
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    sidecar = next(c for c in pod["containers"] if c["name"] == "dli-monitor")
+    assert sidecar["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    sc = sidecar["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert sidecar["resources"]["limits"]["memory"]
+    assert "env" not in sidecar or all("SK" not in e["name"] for e in sidecar["env"])
+    secret_volumes = [v for v in pod["volumes"] if "secret" in v]
+    assert secret_volumes and any(
+        m["readOnly"] for m in sidecar["volumeMounts"] if m["name"] == secret_volumes[0]["name"]
+    )
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert set(config["data"]) <= SETTING_VARS, set(config["data"]) - SETTING_VARS
+    assert not any(k.endswith(("_SK", "_TOKEN")) for k in config["data"])
+    if path.startswith("overlays"):
+        assert config["data"]["DLI_MONITOR_QUEUES"].count(",") >= 2
+
+
+def test_rules_pass_promtool_check_and_unit_tests() -> None:
+    promtool = require_tool("promtool")
+    run(promtool, "check", "rules", str(RULES))
+    run(promtool, "test", "rules", "dli-monitor.rules.test.yml", cwd=DEPLOY / "prometheus")
+
+
+def test_every_alert_is_documented_and_tested_both_ways() -> None:
+    doc = yaml.safe_load(RULES.read_text())
+    alerts = [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+    runbook = (DEPLOY / "prometheus" / "RUNBOOK.md").read_text()
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "dli-monitor.rules.test.yml").read_text())
+    cases = [c for t in tests["tests"] for c in t.get("alert_rule_test", [])]
+    for alert in alerts:
+        name = alert["alert"]
+        assert {"summary", "description", "runbook_url"} <= alert["annotations"].keys(), name
+        assert alert["annotations"]["runbook_url"].endswith(f"#{name.lower()}")
+        assert f"## {name}\n" in runbook, name
+        mine = [c for c in cases if c["alertname"] == name]
+        assert any(c["exp_alerts"] for c in mine), f"{name} has no firing test"
+        assert any(not c["exp_alerts"] for c in mine), f"{name} has no not-firing test"
+
+
+def test_dashboard_and_rules_use_only_exported_metrics_and_parse(tmp_path: Path) -> None:
+    known = exported_names() | recorded_names()
+    rules = yaml.safe_load(RULES.read_text())
+    exprs = dashboard_exprs() + [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    for expr in exprs:
+        unknown = metric_names(expr) - known
+        assert not unknown, f"{expr!r} uses {unknown}"
+    # promtool parses PromQL in rule files: wrap every dashboard query as a recording rule.
+    substituted = [
+        e.replace("$__rate_interval", "5m").replace('"$queue"', '".*"') for e in dashboard_exprs()
+    ]
+    wrapped: dict[str, Any] = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(substituted)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump(wrapped))
+    run(require_tool("promtool"), "check", "rules", str(path))
+
+
+def test_dashboard_covers_what_platform_teams_look_at() -> None:
+    doc = orjson.loads(DASHBOARD.read_bytes())
+    used = set().union(*(metric_names(e) for e in dashboard_exprs()))
+    for name in (
+        "dli_batch_jobs",
+        "dli_batch_job_transitions_total",
+        "dli_batch_job_duration_seconds_bucket",
+        "dli_batch_job_state_duration_seconds_bucket",
+        "dli_batch_job_oldest_age_seconds",
+        "dli_monitor_up",
+    ):
+        assert name in used, name
+    assert {v["name"] for v in doc["templating"]["list"]} == {"datasource", "queue"}
+    provisioning = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "dli-monitor.yml").read_text()
+    )
+    assert provisioning["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_compose_file_wires_simulator_monitor_prometheus_grafana() -> None:
+    compose_dir = DEPLOY / "compose"
+    doc = yaml.safe_load((compose_dir / "compose.yaml").read_text())
+    services = doc["services"]
+    assert set(services) == {"simulator", "monitor", "prometheus", "grafana"}
+    assert set(services["monitor"]["environment"]) <= SETTING_VARS
+    assert services["monitor"]["environment"]["DLI_MONITOR_ENDPOINT"] == "http://simulator:8080"
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (compose_dir / source).exists(), source
+    scrape = yaml.safe_load((compose_dir / "prometheus.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["monitor:10071"]
