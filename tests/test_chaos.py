@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import replace
-from functools import partial
 
 import anyio
 import pytest
@@ -21,6 +20,7 @@ from monitor.daemon import Daemon
 from monitor.dli.models import JobState
 from monitor.events import configure_logging
 from monitor.simulator import Faults, Lifecycle, Simulator, World, running_simulator
+from tests.harness import running
 from tests.truth import compare, parse_events
 
 PROJECT = "chaosproject"
@@ -87,11 +87,7 @@ async def test_events_match_ground_truth_under_faults(scenario: str) -> None:
                 request_timeout=0.4,
             )
         )
-        async with anyio.create_task_group() as tg:
-            await tg.start(partial(daemon.run, handle_signals=False))
-            with anyio.fail_after(10):
-                while not daemon.ready()[0]:
-                    await anyio.sleep(0.02)
+        async with running(daemon):
             baseline_ms = world.now_ms
             sim.faults = replace(faults)
             await anyio.sleep(8)
@@ -101,7 +97,6 @@ async def test_events_match_ground_truth_under_faults(scenario: str) -> None:
             frozen = time.time()
             sim._clock = lambda: frozen
             await anyio.sleep(6 * INTERVAL + 0.5)
-            daemon.stop()
     events = parse_events(out.getvalue())
     verdict = compare(
         events,

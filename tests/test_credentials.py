@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +22,7 @@ from monitor.dli.auth import OutgoingRequest, TokenAuth
 from monitor.dli.credentials import CredentialError, MetadataKeys, SecretsDirKeys, TokenFile
 from monitor.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
+from tests.harness import running
 from tests.truth import parse_events
 
 SK = "sk-super-secret-do-not-print"
@@ -131,12 +131,8 @@ async def test_metadata_keys_sign_requests_the_simulator_accepts() -> None:
                 poll_interval=0.2,
             )
         )
-        async with anyio.create_task_group() as tg:
-            await tg.start(partial(daemon.run, handle_signals=False))
-            with anyio.fail_after(5):
-                while not daemon.ready()[0]:
-                    await anyio.sleep(0.05)
-            daemon.stop()
+        async with running(daemon):
+            pass
 
 
 async def test_clock_skew_is_measured_and_reported_once() -> None:
@@ -157,10 +153,8 @@ async def test_clock_skew_is_measured_and_reported_once() -> None:
                 poll_interval=0.2,
             )
         )
-        async with anyio.create_task_group() as tg:
-            await tg.start(partial(daemon.run, handle_signals=False))
+        async with running(daemon, ready=False):
             await anyio.sleep(1)
-            daemon.stop()
     events = parse_events(out.getvalue())
     skew = [e for e in events if e["event"] == "auth.clock_skew"]
     assert len(skew) == 1 and -3700 < skew[0]["skew_seconds"] < -3500

@@ -17,6 +17,7 @@ from monitor.daemon import Daemon
 from monitor.dli.models import JobState
 from monitor.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
+from tests.harness import running
 from tests.truth import compare, parse_events
 
 PROJECT = "e2eproject"
@@ -90,13 +91,7 @@ async def test_every_state_change_is_reported_once_in_order(simulation: Run) -> 
     out = io.StringIO()
     configure_logging("json", out)
     daemon = Daemon(settings(simulation.url))
-    async with anyio.create_task_group() as tg:
-        await tg.start(
-            lambda task_status: daemon.run(handle_signals=False, task_status=task_status)
-        )
-        with anyio.fail_after(10):
-            while not daemon.ready()[0]:
-                await anyio.sleep(0.02)
+    async with running(daemon):
         baseline_ms = simulation.world.now_ms
         await anyio.sleep(6)
         # Freeze the world, let the daemon catch up, then compare levels as well as events.
@@ -104,7 +99,6 @@ async def test_every_state_change_is_reported_once_in_order(simulation: Run) -> 
         end_ms = int(simulation.clock.frozen * 1000)
         await anyio.sleep(4 * INTERVAL)
         metrics = await scrape(daemon.addresses[0])
-        daemon.stop()
 
     events = parse_events(out.getvalue())
     verdict = compare(
@@ -150,14 +144,10 @@ async def test_one_failing_queue_does_not_stop_the_others(simulation: Run) -> No
     configure_logging("json", out)
     daemon = Daemon(settings(simulation.url, queues=("etl", "missing")))
     simulation.sim.faults.failing_queues = frozenset({"missing"})
-    async with anyio.create_task_group() as tg:
-        await tg.start(
-            lambda task_status: daemon.run(handle_signals=False, task_status=task_status)
-        )
+    async with running(daemon, ready=False):
         await anyio.sleep(3)
         metrics = await scrape(daemon.addresses[0])
         ready = daemon.ready()
-        daemon.stop()
     assert metrics[("dli_monitor_up", (("queue", "etl"),))] == 1.0
     assert metrics[("dli_monitor_up", (("queue", "missing"),))] == 0.0
     assert not ready[0] and "missing" in ready[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import time
-from functools import partial
 
 import anyio
 import orjson
@@ -15,6 +14,7 @@ from monitor.dli.models import ACTIVE_STATES, JobState, parse_list_page
 from monitor.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from monitor.snapshot import JobSnapshot, Observation
+from tests.harness import running
 from tests.truth import parse_events
 
 STILL = Lifecycle(
@@ -45,14 +45,9 @@ async def test_deleted_active_job_vanishes_once_after_its_detail_says_so() -> No
     sim = Simulator(world)
     async with running_simulator(sim) as url:
         daemon = Daemon(settings(url, ("etl",)))
-        async with anyio.create_task_group() as tg:
-            await tg.start(partial(daemon.run, handle_signals=False))
-            with anyio.fail_after(10):
-                while not daemon.ready()[0]:
-                    await anyio.sleep(0.02)
+        async with running(daemon):
             world.delete(victim.id)
             await anyio.sleep(1.5)
-            daemon.stop()
     events = parse_events(out.getvalue())
     vanished = [e for e in events if e["event"] == "job.vanished"]
     assert [(e["job_id"], e["last_state"]) for e in vanished] == [(victim.id, "running")]
@@ -73,10 +68,8 @@ async def test_request_rate_is_capped_for_all_queues_together_and_fair() -> None
     async with running_simulator(sim) as url:
         # 10 queues polled every 0.1 s would want 100 requests/s; the limit allows 20.
         daemon = Daemon(settings(url, queues, poll_interval=0.1, max_rps=max_rps))
-        async with anyio.create_task_group() as tg:
-            await tg.start(partial(daemon.run, handle_signals=False))
+        async with running(daemon, ready=False):
             await anyio.sleep(4)
-            daemon.stop()
     stamps = [t for t, _ in sim.request_log]
     window_start = stamps[0] + 1.5  # after the initial burst has been spent
     in_window = [t for t in stamps if window_start <= t <= window_start + 2.0]

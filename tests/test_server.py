@@ -20,6 +20,7 @@ from monitor.daemon import Daemon
 from monitor.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.conftest import require_tool
+from tests.harness import running
 
 PROJECT = "srvproject"
 QUEUES = ("etl", "adhoc")
@@ -59,14 +60,9 @@ async def running_daemon() -> AsyncIterator[Daemon]:
                 listen="127.0.0.1:0",
             )
         )
-        async with anyio.create_task_group() as tg:
-            await tg.start(lambda task_status: d.run(handle_signals=False, task_status=task_status))
-            with anyio.fail_after(10):
-                while not d.ready()[0]:
-                    await anyio.sleep(0.05)
+        async with running(d):
             await anyio.sleep(2)  # long enough for transitions and exemplars to exist
             yield d
-            d.stop()
 
 
 async def get(address: str, path: str, accept: str = "") -> tuple[int, str, str]:
@@ -128,13 +124,11 @@ async def test_not_ready_until_polled_but_alive() -> None:
             request_timeout=0.5,
         )
     )
-    async with anyio.create_task_group() as tg:
-        await tg.start(lambda task_status: d.run(handle_signals=False, task_status=task_status))
+    async with running(d, ready=False):
         await anyio.sleep(0.5)
         ready = await get(d.addresses[0], "/readyz")
         live = await get(d.addresses[0], "/healthz")
         _, _, metrics = await get(d.addresses[0], "/metrics")
-        d.stop()
     assert ready[0] == 503 and "etl" in ready[2]
     assert live[0] == 200
     assert 'dli_monitor_up{queue="etl"} 0.0' in metrics

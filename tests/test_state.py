@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import anyio
@@ -25,6 +24,7 @@ from monitor.events import configure_logging
 from monitor.simulator import Simulator, World, running_simulator
 from monitor.snapshot import JobSnapshot, TrackedJob
 from monitor.statefile import StateFile
+from tests.harness import running
 from tests.test_e2e import FAST, INTERVAL, PROJECT, QUEUES
 from tests.truth import compare, parse_events
 
@@ -107,17 +107,12 @@ async def test_graceful_restart_neither_repeats_nor_loses_events(tmp_path: Path)
         baseline_ms = 0
         for run in range(3):
             daemon = Daemon(settings)
-            async with anyio.create_task_group() as tg:
-                await tg.start(partial(daemon.run, handle_signals=False))
-                with anyio.fail_after(10):
-                    while not daemon.ready()[0]:
-                        await anyio.sleep(0.02)
+            async with running(daemon):
                 if run == 0:
                     baseline_ms = world.now_ms
                 else:
                     blind[-1] = (blind[-1][0], world.now_ms)
                 await anyio.sleep(2)
-                daemon.stop()
             stopped = int(time.time() * 1000)
             blind.append((stopped, stopped))
             await anyio.sleep(0.7)  # the world moves on while no daemon watches
