@@ -51,6 +51,20 @@ def _orjson_dumps(obj: Any, **_: Any) -> bytes:
     return orjson.dumps(obj, default=str)
 
 
+#: what a human reading the console wants first; identifiers stay in the JSON stream
+_CONSOLE_FIRST = ("queue", "job_name", "from_state", "to_state", "state", "last_state")
+_CONSOLE_HIDDEN = frozenset({"project_id", "event_id", "kind", "sc_type", "app_id", "owner"})
+
+
+def _for_humans(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Console only: lead with queue, job and states; leave machine identifiers out."""
+    first = {k: event.pop(k) for k in _CONSOLE_FIRST if k in event}
+    for key in _CONSOLE_HIDDEN & event.keys():
+        if key != "project_id" or "job_id" in event:
+            del event[key]
+    return {"event": event.pop("event"), **first, **event}
+
+
 def configure_logging(fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
     """Send events to ``stream`` (stdout): JSON lines, or console rendering when asked or on a
     TTY with ``auto``."""
@@ -61,6 +75,7 @@ def configure_logging(fmt: LogFormat = "auto", stream: TextIO | None = None) -> 
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     ]
     if console:
+        processors.append(_for_humans)
         processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty(), sort_keys=False))
         factory: Any = structlog.PrintLoggerFactory(out)
     else:

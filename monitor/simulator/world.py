@@ -18,6 +18,18 @@ from monitor.dli.models import ACTIVE_STATES, JobState
 __all__ = ["Lifecycle", "SimJob", "TruthEntry", "World"]
 
 S = JobState
+_JOB_NAMES = (
+    "daily-revenue-agg",
+    "sessionize-clicks",
+    "feature-build",
+    "dedupe-orders",
+    "train-ranker",
+    "export-to-dws",
+    "hourly-metrics",
+    "compact-lake",
+    "user-cohorts",
+    "fraud-scores",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +197,7 @@ class World:
         self._serial += 1
         job = SimJob(
             id=str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
-            name=name or f"{queue}-etl-{self._serial:05d}",
+            name=name or f"{self._rng.choice(_JOB_NAMES)}-{self._serial:05d}",
             queue=queue,
             owner=self._rng.choice(("alice", "bob", "carol", "dataops")),
             sc_type=self._rng.choice(("A", "B", "C")),

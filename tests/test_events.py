@@ -1,0 +1,111 @@
+"""The event stream's shape: contract keys in JSON, readable console lines, stable event ids."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+
+from monitor.dli.models import Job, JobState
+from monitor.events import EventLog, configure_logging, event_id
+from monitor.snapshot import Discovered, Transition, Vanished
+
+JOB = Job(
+    "0a324461-d9d9-45da-a52a-3b3c7a3d809e",
+    JobState.SUCCESS,
+    "etl",
+    name="nightly",
+    owner="alice",
+    app_id="application_1_1",
+    kind="spark",
+    sc_type="A",
+)
+JOB_KEYS = {
+    "event",
+    "timestamp",
+    "level",
+    "project_id",
+    "queue",
+    "job_id",
+    "job_name",
+    "owner",
+    "app_id",
+    "kind",
+    "sc_type",
+    "event_id",
+}
+
+
+def emit_all(fmt: str) -> str:
+    out = io.StringIO()
+    configure_logging(fmt, out)  # type: ignore[arg-type]
+    counted: list[str] = []
+    log = EventLog("p1", on_event=counted.append)
+    log.change("etl", Discovered(JOB))
+    log.change("etl", Transition(JOB, JobState.STARTING, JobState.SUCCESS, True, 12.3456, 99_000))
+    log.change("etl", Vanished(JOB, JobState.RUNNING))
+    log.baseline("etl", {JobState.RUNNING: 3})
+    log.poll_failed("etl", "HTTP 500", "DLI.0999", 2, 1.5, final=False)
+    assert counted == [
+        "job.discovered",
+        "job.transition",
+        "job.vanished",
+        "monitor.baseline",
+        "poll.failed",
+    ]
+    return out.getvalue()
+
+
+def test_json_events_carry_the_contract_keys() -> None:
+    events = [orjson.loads(line) for line in emit_all("json").splitlines()]
+    discovered, transition, vanished, baseline, failed = events
+    for event in (discovered, transition, vanished):
+        assert event.keys() >= JOB_KEYS
+    assert discovered["state"] == "success"
+    assert {
+        k: transition[k]
+        for k in ("from_state", "to_state", "skipped", "in_state_seconds", "duration_ms")
+    } == {
+        "from_state": "starting",
+        "to_state": "success",
+        "skipped": True,
+        "in_state_seconds": 12.346,
+        "duration_ms": 99_000,
+    }
+    assert vanished["last_state"] == "running" and vanished["level"] == "warning"
+    assert baseline["counts"] == {
+        "starting": 0,
+        "running": 3,
+        "recovering": 0,
+        "success": 0,
+        "dead": 0,
+    }
+    assert {k: failed[k] for k in ("queue", "error", "error_code", "attempt", "retry_in")} == {
+        "queue": "etl",
+        "error": "HTTP 500",
+        "error_code": "DLI.0999",
+        "attempt": 2,
+        "retry_in": 1.5,
+    }
+    assert all(e["timestamp"].endswith("Z") and "T" in e["timestamp"] for e in events)
+
+
+def test_console_leads_with_queue_job_and_states() -> None:
+    line = emit_all("console").splitlines()[1]
+    assert "job.transition" in line
+    assert (
+        line.index("queue=etl")
+        < line.index("job_name=nightly")
+        < line.index("from_state=starting")
+        < line.index("to_state=success")
+    )
+    assert "event_id" not in line and "project_id" not in line
+
+
+def test_event_id_is_stable_and_tells_repeated_cycles_apart() -> None:
+    a = event_id("p1", "j1", "job.transition", "running", "recovering")
+    assert a == event_id("p1", "j1", "job.transition", "running", "recovering")
+    assert len(a) == 16 and int(a, 16) >= 0
+    assert a != event_id("p2", "j1", "job.transition", "running", "recovering")
+    assert a != event_id("p1", "j1", "job.transition", "running", "recovering", occurrence=2)
+    assert a == event_id("p1", "j1", "job.transition", "running", "recovering", occurrence=1)
