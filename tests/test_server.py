@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anyio
@@ -22,6 +23,7 @@ from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.conftest import require_tool
 from tests.harness import running
 
+RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "dli-monitor.rules.yml"
 PROJECT = "srvproject"
 QUEUES = ("etl", "adhoc")
 CONTRACT = [
@@ -149,6 +151,7 @@ async def test_a_real_prometheus_scrapes_every_series() -> None:
             config = Path(tmp) / "prometheus.yml"
             config.write_text(
                 "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                f"rule_files: ['{RULES}']\n"
                 "scrape_configs:\n"
                 "  - job_name: dli-monitor\n"
                 f"    static_configs: [{{targets: ['{daemon.addresses[0]}']}}]\n"
@@ -178,6 +181,15 @@ async def test_a_real_prometheus_scrapes_every_series() -> None:
                         series = [r["metric"] for r in doc.get("data", {}).get("result", [])]
                 _, _, body = await get(f"127.0.0.1:{port}", "/api/v1/query?query=up")
                 up = orjson.loads(body)["data"]["result"]
+                recorded: list[dict[str, Any]] = []
+                with anyio.fail_after(20):  # the rules are evaluated every second
+                    while len(recorded) < len(QUEUES):
+                        await anyio.sleep(0.5)
+                        _, _, body = await get(
+                            f"127.0.0.1:{port}",
+                            "/api/v1/query?query=queue:dli_batch_jobs_active:sum",
+                        )
+                        recorded = orjson.loads(body)["data"]["result"]
             finally:
                 proc.terminate()
                 with anyio.fail_after(10):
@@ -188,3 +200,5 @@ async def test_a_real_prometheus_scrapes_every_series() -> None:
             for st in ("starting", "running", "recovering", "success", "dead")
         }
         assert up and up[0]["value"][1] == "1"
+        assert {r["metric"]["queue"] for r in recorded} == set(QUEUES)
+        assert all(float(r["value"][1]) >= 0 for r in recorded)
