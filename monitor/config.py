@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     metadata_url: str = "http://169.254.169.254"
     listen: str = "0.0.0.0:10071"
     log_format: Literal["json", "console", "auto"] = "auto"
+    poll_strategy: Literal["auto", "full", "incremental"] = "auto"
     state_file: Path | None = None
     duration_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_DURATION_BUCKETS
     secrets_dir: Path | None = None
@@ -149,6 +150,11 @@ class Settings(BaseSettings):
                 f"{PREFIX}AUTH=aksk needs {PREFIX}AK and {PREFIX}SK (or HUAWEICLOUD_SDK_AK/SK, "
                 f"files in {PREFIX}SECRETS_DIR, or {PREFIX}USE_METADATA=true for temporary keys)"
             )
+        if self.poll_strategy == "incremental" and not self.queues:
+            raise ValueError(
+                f"{PREFIX}POLL_STRATEGY=incremental needs {PREFIX}QUEUES: terminal states are "
+                "counted per queue"
+            )
         if self.auth == "token" and self.token is None and self.token_file is None:
             raise ValueError(f"{PREFIX}AUTH=token needs {PREFIX}TOKEN or {PREFIX}TOKEN_FILE")
         return self
@@ -187,6 +193,7 @@ class Settings(BaseSettings):
             "endpoint": self.base_url,
             "queues": list(self.queues),
             "poll_interval": self.poll_interval,
+            "poll_strategy": self.poll_strategy,
             "page_size": self.page_size,
             "max_concurrency": self.max_concurrency,
             "max_rps": self.max_rps,

@@ -163,6 +163,7 @@ class Daemon:
                     interval=s.poll_interval,
                     page_size=s.page_size,
                     snapshot=saved.get(target.label),
+                    strategy=s.poll_strategy,
                     on_applied=self._applied,
                     clock=self._clock,
                 )

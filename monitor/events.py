@@ -30,9 +30,10 @@ __all__ = [
 
 LogFormat = Literal["json", "console", "auto"]
 
-#: The contract's vocabulary, plus three diagnostics: ``poll.rows_rejected`` (unreadable list
-#: rows), ``state.save_failed`` (the state file could not be written) and ``auth.clock_skew``
-#: (signatures rejected while this machine's clock is off the API's).
+#: The contract's vocabulary, plus diagnostics: ``poll.rows_rejected`` (unreadable list rows),
+#: ``state.save_failed`` (the state file could not be written), ``auth.clock_skew`` (signatures
+#: rejected while this machine's clock is off the API's) and ``poll.strategy`` (a queue's polls
+#: switched between full and incremental listings).
 EVENTS = (
     "job.discovered",
     "job.transition",
@@ -42,6 +43,7 @@ EVENTS = (
     "poll.rows_rejected",
     "state.save_failed",
     "auth.clock_skew",
+    "poll.strategy",
     "monitor.started",
     "monitor.stopping",
 )
@@ -202,6 +204,16 @@ class EventLog:
             rejected=rejected,
             unknown_state=unknown_state,
             request_id=request_id,
+        )
+
+    def strategy(self, queue: str, strategy: str, reason: str) -> None:
+        self._emit(
+            "info",
+            "poll.strategy",
+            project_id=self.project_id,
+            queue=queue,
+            strategy=strategy,
+            reason=reason,
         )
 
     def clock_skew(self, skew_seconds: float) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -21,11 +21,21 @@ from monitor.dli.models import Job, JobState
 from monitor.events import EventLog
 from monitor.metrics import Metrics
 from monitor.snapshot import JobSnapshot, Observation, StateSummary, TrackedJob
+from monitor.strategy import (
+    WATERMARK_MARGIN_MS,
+    FiltersIgnored,
+    FullListing,
+    Gathered,
+    IncrementalListing,
+)
 
 __all__ = ["ALL_QUEUES", "QueuePoller", "Target"]
 
 #: the ``queue`` label of self metrics when no queues are configured (one project-wide poller)
 ALL_QUEUES = "*"
+#: with ``poll_strategy=auto``, a queue whose full listing takes more requests than this is
+#: polled incrementally (a few requests for its active and new jobs)
+AUTO_INCREMENTAL_AFTER = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,7 @@ class QueuePoller:
         retries_per_poll: int = 8,
         poll_timeout: float | None = None,
         snapshot: JobSnapshot | None = None,
+        strategy: str = "full",
         on_applied: Callable[[QueuePoller], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -70,6 +81,18 @@ class QueuePoller:
         self._clock = clock
         self._initialised: set[str] = set()
         self._rejected_seen = (0, 0)
+        self._strategy_setting = strategy
+        self._lister: FullListing | IncrementalListing = FullListing()
+        #: states the API counted for us in the last poll (incremental listings)
+        self._totals: dict[JobState, int] = {}
+        self._pinned_full = target.queue is None  # terminal totals need a named queue
+        horizon = snapshot.horizon_ms if snapshot is not None else None
+        if target.queue is not None and (
+            strategy == "incremental" or (strategy == "auto" and horizon is not None)
+        ):
+            # Resume where a previous run's incremental polls left off.
+            watermark = horizon + WATERMARK_MARGIN_MS if horizon is not None else None
+            self._lister = IncrementalListing(watermark)
         #: True once a poll succeeded (readiness)
         self.ready = False
         #: monotonic time the loop last made progress (liveness)
@@ -88,8 +111,20 @@ class QueuePoller:
         return [self.target.queue] if self.target.queue else []
 
     @property
+    def strategy(self) -> str:
+        """``full`` or ``incremental``: how the next poll will list."""
+        return self._lister.name
+
+    @property
     def summary(self) -> StateSummary | None:
-        return self._snapshot.summary if self._snapshot is not None else None
+        if self._snapshot is None:
+            return None
+        queue = self.target.queue
+        if queue is None or not self._totals:
+            return self._snapshot.summary
+        return self._snapshot.summary.with_counts(
+            {(queue, state): n for state, n in self._totals.items()}
+        )
 
     @property
     def tracked_jobs(self) -> int:
@@ -128,11 +163,23 @@ class QueuePoller:
         def on_retry(exc: DLIError, attempt: int, delay: float) -> None:
             self._events.poll_failed(label, str(exc), exc.error_code, attempt, delay, final=False)
 
-        try:
-            listing = await self._client.list_jobs(
-                self.target.queue, page_size=self._page_size, budget=budget, on_retry=on_retry
+        def gather() -> Awaitable[Gathered]:
+            return self._lister.gather(
+                self._client,
+                self.target.queue,
+                page_size=self._page_size,
+                budget=budget,
+                on_retry=on_retry,
             )
-            missing = self._snapshot.missing(listing.jobs) if self._snapshot is not None else []
+
+        try:
+            try:
+                listing = await gather()
+            except FiltersIgnored as exc:
+                # Nothing of this poll was applied, so nothing was forgotten: list it all.
+                self._switch(FullListing(), f"{exc}; listing every job from now on", pin=True)
+                listing = await gather()
+            missing = self._snapshot.missing(listing.listed) if self._snapshot is not None else []
             confirmed, gone = await self._confirm(missing, budget, on_retry)
         except DLIError as exc:
             self._failed(str(exc), exc.error_code, self._retries - budget.retries + 1)
@@ -152,8 +199,36 @@ class QueuePoller:
         if listing.unknown_state:
             self._metrics.rejected_rows.labels(label, "unknown_state").inc(listing.unknown_state)
 
-        self._apply(Observation(listing.jobs, confirmed, gone, listing.complete))
+        self._totals = listing.totals
+        self._apply(
+            Observation(
+                listing.listed, confirmed, gone, listing.complete, listing.history_before_ms
+            )
+        )
+        self._choose_strategy(listing)
         return True
+
+    def _choose_strategy(self, listing: Gathered) -> None:
+        """``auto``: list everything while that is cheap; past :data:`AUTO_INCREMENTAL_AFTER`
+        requests per listing, list only what can have changed."""
+        if (
+            self._strategy_setting == "auto"
+            and not self._pinned_full
+            and isinstance(self._lister, FullListing)
+            and listing.full_listing_requests > AUTO_INCREMENTAL_AFTER
+        ):
+            created = [t.job.create_time for t in self._snapshot or () if t.job.create_time]
+            self._switch(
+                IncrementalListing(max(created, default=None)),
+                f"a full listing takes {listing.full_listing_requests} requests",
+            )
+
+    def _switch(
+        self, lister: FullListing | IncrementalListing, reason: str, *, pin: bool = False
+    ) -> None:
+        self._lister = lister
+        self._pinned_full = self._pinned_full or pin
+        self._events.strategy(self.target.label, lister.name, reason)
 
     async def _confirm(
         self,
@@ -190,9 +265,14 @@ class QueuePoller:
         now = self._clock()
         now_ms = int(now * 1000)
         if self._snapshot is None:
-            snapshot = JobSnapshot.baseline(observation.listed.values(), now_ms=now_ms)
+            snapshot = JobSnapshot.baseline(
+                observation.listed.values(), now_ms=now_ms, horizon_ms=observation.history_before_ms
+            )
             self._init_queues(snapshot.summary.queues())
-            for queue, counts in _counts_by_queue(snapshot.summary, self.export_queues).items():
+            self._snapshot = snapshot  # so that the baseline counts include the API's totals
+            summary = self.summary
+            assert summary is not None
+            for queue, counts in _counts_by_queue(summary, self.export_queues).items():
                 self._events.baseline(queue, counts)
         else:
             diff = self._snapshot.diff(observation, now_ms=now_ms)

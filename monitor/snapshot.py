@@ -120,6 +120,8 @@ class Observation:
     confirmed: Mapping[str, Job] = field(default_factory=dict)
     gone: frozenset[str] = frozenset()
     complete: bool = True
+    #: advances the snapshot's history horizon (see :class:`JobSnapshot`)
+    history_before_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,12 @@ class StateSummary:
     def queues(self) -> set[str]:
         return {queue for queue, _ in self.counts}
 
+    def with_counts(self, counts: Mapping[tuple[str, JobState], int]) -> StateSummary:
+        """This summary with some counts replaced (terminal totals the API counted for us)."""
+        if not counts:
+            return self
+        return StateSummary({**self.counts, **counts}, self.oldest_since_ms)
+
 
 @dataclass(frozen=True, slots=True)
 class Diff:
@@ -156,18 +164,27 @@ class Diff:
 
 
 class JobSnapshot:
-    """An immutable map of job id → :class:`TrackedJob`, plus tombstones of forgotten jobs."""
+    """An immutable map of job id → :class:`TrackedJob`, tombstones of forgotten jobs, and a
+    history horizon.
 
-    __slots__ = ("_jobs", "_summary", "_tombstones")
+    The horizon (Unix ms, or ``None``) is set by polls that list only what can have changed:
+    finished jobs created before it are history the monitor no longer lists. Met in a later full
+    listing (after a restart, or a change of strategy), such a job is counted silently, never
+    reported as discovered; forgotten, it needs no tombstone.
+    """
+
+    __slots__ = ("_jobs", "_summary", "_tombstones", "horizon_ms")
 
     def __init__(
         self,
         jobs: Mapping[str, TrackedJob] | None = None,
         tombstones: Mapping[str, int] | None = None,
+        horizon_ms: int | None = None,
     ) -> None:
         self._jobs: dict[str, TrackedJob] = dict(jobs or {})
         self._tombstones: dict[str, int] = dict(tombstones or {})
         self._summary: StateSummary | None = None
+        self.horizon_ms = horizon_ms
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -201,9 +218,20 @@ class JobSnapshot:
         ]
 
     @classmethod
-    def baseline(cls, listed: Iterable[Job], *, now_ms: int) -> JobSnapshot:
+    def baseline(
+        cls, listed: Iterable[Job], *, now_ms: int, horizon_ms: int | None = None
+    ) -> JobSnapshot:
         """The snapshot of a first poll: every job known, nothing reported."""
-        return cls({job.id: _track(job, now_ms) for job in listed})
+        return cls({job.id: _track(job, now_ms) for job in listed}, horizon_ms=horizon_ms)
+
+    @staticmethod
+    def _is_history(job: Job, horizon: int | None) -> bool:
+        return (
+            horizon is not None
+            and job.state not in ACTIVE_STATES
+            and job.create_time is not None
+            and job.create_time < horizon
+        )
 
     def diff(
         self, observation: Observation, *, now_ms: int, tombstone_ttl_ms: int = 3_600_000
@@ -216,6 +244,9 @@ class JobSnapshot:
         changes: list[Change] = []
         seen = dict(observation.listed)
         seen.update(observation.confirmed)
+        horizon = self.horizon_ms
+        if observation.history_before_ms is not None:
+            horizon = max(horizon or 0, observation.history_before_ms)
 
         for job_id, job in seen.items():
             if job_id in tombstones:
@@ -225,7 +256,8 @@ class JobSnapshot:
             prev = jobs.get(job_id)
             if prev is None:
                 jobs[job_id] = _track(job, now_ms)
-                changes.append(Discovered(job))
+                if not self._is_history(job, horizon):
+                    changes.append(Discovered(job))
             elif prev.job.state is not job.state and is_forward(prev.job.state, job.state):
                 tracked, transition = _advance(prev, job, now_ms)
                 jobs[job_id] = tracked
@@ -239,8 +271,9 @@ class JobSnapshot:
                 changes.append(Vanished(tracked.job, tracked.job.state))
             elif observation.complete and tracked.job.state not in ACTIVE_STATES:
                 del jobs[job_id]
-                tombstones[job_id] = now_ms
-        return Diff(JobSnapshot(jobs, tombstones), changes)
+                if not self._is_history(tracked.job, horizon):
+                    tombstones[job_id] = now_ms
+        return Diff(JobSnapshot(jobs, tombstones, horizon), changes)
 
 
 def _track(job: Job, now_ms: int) -> TrackedJob:

@@ -48,6 +48,7 @@ def encode(
                 label: {
                     "jobs": [_row(t) for t in snap],
                     "tombstones": dict(snap.tombstones),
+                    "horizon_ms": snap.horizon_ms,
                 }
                 for label, snap in snapshots.items()
             },
@@ -101,6 +102,9 @@ def decode(data: bytes, *, project_id: str, endpoint: str) -> dict[str, JobSnaps
             isinstance(v, int) for v in tombstones.values()
         ):
             raise StateRejected(f"target {label!r} has malformed tombstones")
+        horizon = body.get("horizon_ms")
+        if horizon is not None and not isinstance(horizon, int):
+            raise StateRejected(f"target {label!r} has a malformed horizon")
         jobs = {t.job.id: t for t in map(_tracked, body["jobs"])}
-        result[label] = JobSnapshot(jobs, tombstones)
+        result[label] = JobSnapshot(jobs, tombstones, horizon)
     return result

@@ -87,10 +87,11 @@ async def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     }
 
 
-async def test_every_state_change_is_reported_once_in_order(simulation: Run) -> None:
+@pytest.mark.parametrize("strategy", ["full", "incremental"])
+async def test_every_state_change_is_reported_once_in_order(simulation: Run, strategy: str) -> None:
     out = io.StringIO()
     configure_logging("json", out)
-    daemon = Daemon(settings(simulation.url))
+    daemon = Daemon(settings(simulation.url, poll_strategy=strategy))
     async with running(daemon):
         baseline_ms = simulation.world.now_ms
         await anyio.sleep(6)

@@ -28,6 +28,7 @@ from monitor.dli.auth import NoAuth, OutgoingRequest, Signer, canonical_query
 from monitor.dli.errors import APIError, DLIError, MalformedResponse, RequestTimeout, TransportError
 from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
 from monitor.dli.ratelimit import RateLimiter
+from monitor.tasks import run_all
 
 __all__ = ["ClientHooks", "DLIClient", "Listing", "RetryBudget", "RetryPolicy"]
 
@@ -268,22 +269,12 @@ class DLIClient:
             raise MalformedResponse(f"total implies more than {MAX_PAGES} pages")
         pages: dict[int, ListPage] = {}
         todo = iter(offsets)
-        failure: list[DLIError] = []
 
-        async def worker(scope: anyio.CancelScope) -> None:
+        async def worker() -> None:
             for offset in todo:
-                try:
-                    pages[offset] = await fetch(offset, size)
-                except DLIError as exc:
-                    failure.append(exc)
-                    scope.cancel()
-                    return
+                pages[offset] = await fetch(offset, size)
 
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(self._max_concurrency, len(offsets))):
-                tg.start_soon(worker, tg.cancel_scope)
-        if failure:
-            raise failure[0]
+        await run_all([worker] * min(self._max_concurrency, len(offsets)))
         return pages
 
     async def get_job(

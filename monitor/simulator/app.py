@@ -48,6 +48,8 @@ class Faults:
     #: per list request: a new job lands at the head of the queue and its oldest finished job
     #: is deleted, so rows shift both ways between the pages of a pass
     churn: float = 0.0
+    #: answer as an API version that does not know the ``state`` filter would
+    ignore_state_filter: bool = False
 
 
 class Simulator:
@@ -146,7 +148,7 @@ class Simulator:
             self.world.churn(queue or self._rng.choice(self.world.queues))
         jobs = self.world.select(
             queue=queue,
-            state=state,
+            state=None if self.faults.ignore_state_filter else state,
             job_id=q.get("job-id") or None,
             job_name=q.get("job_name") or None,
             owner=q.get("owner") or None,
