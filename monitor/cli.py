@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--project-id", default=DEMO_PROJECT)
     sim.add_argument("--queues", default=",".join(DEMO_QUEUES), help="comma-separated")
     sim.add_argument("--jobs", type=int, default=30, help="jobs present at start")
+    sim.add_argument("--active", type=int, help="of which active (default: a fifth per state)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--history", type=int, default=1000, help="finished jobs kept per queue")
     sim.add_argument("--speed", type=float, default=1.0, help="lifecycle time factor (<1: faster)")
@@ -127,6 +128,7 @@ def _world(
     jobs: int,
     lifecycle: Lifecycle,
     history: int = 1000,
+    active: int | None = None,
 ) -> World:
     return World(
         project_id,
@@ -136,6 +138,7 @@ def _world(
         lifecycle=lifecycle,
         initial_jobs=jobs,
         history_limit=history,
+        initial_active=active,
     )
 
 
@@ -187,7 +190,9 @@ async def _simulate(args: argparse.Namespace) -> int:
     if not queues:
         raise ConfigError("invalid configuration: --queues: at least one queue is needed")
     lifecycle = Lifecycle(arrival_interval=args.arrival).scaled(args.speed)
-    world = _world(args.project_id, queues, args.seed, args.jobs, lifecycle, args.history)
+    world = _world(
+        args.project_id, queues, args.seed, args.jobs, lifecycle, args.history, args.active
+    )
     faults = Faults(
         throttle=args.throttle,
         retry_after=args.retry_after,

@@ -132,6 +132,7 @@ class World:
         now_ms: int,
         lifecycle: Lifecycle | None = None,
         initial_jobs: int = 30,
+        initial_active: int | None = None,
         history_limit: int = 1000,
         min_retention_ms: int = 10_000,
     ) -> None:
@@ -153,7 +154,7 @@ class World:
         self._rng = random.Random(seed)
         self._serial = 0
         self._next_arrival = {q: now_ms + self._arrival_gap() for q in self.queues}
-        self._seed_initial(initial_jobs)
+        self._seed_initial(initial_jobs, initial_active)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -216,12 +217,16 @@ class World:
         if job.plan:
             heapq.heappush(self._due, (job.plan[0][0], job.id))
 
-    def _seed_initial(self, count: int) -> None:
-        """Jobs already there when the service starts: every state represented."""
+    def _seed_initial(self, count: int, active: int | None) -> None:
+        """Jobs already there when the service starts: every state represented, or (``active``)
+        that many active jobs and a finished history for the rest."""
         states = [S.SUCCESS, S.DEAD, S.RUNNING, S.STARTING, S.RECOVERING]
         for i in range(count):
             queue = self.queues[i % len(self.queues)]
-            state = states[(i // len(self.queues)) % len(states)]
+            cycle = (i // len(self.queues)) % len(states)
+            if active is not None:
+                cycle = 2 + cycle % 3 if i < active else cycle % 2
+            state = states[cycle]
             created = self.now_ms - self._ms((60.0, 7200.0))
             job = self.submit(queue, at_ms=created)
             job.plan = []

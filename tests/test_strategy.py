@@ -1,0 +1,113 @@
+"""Choosing between full and incremental polls, and never inventing a discovery when moving
+between them."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import anyio
+
+from monitor.config import Settings
+from monitor.daemon import Daemon
+from monitor.dli.models import JobState
+from monitor.events import configure_logging
+from monitor.simulator import Faults, Lifecycle, Simulator, World, running_simulator
+from tests.harness import running
+from tests.truth import parse_events
+
+STILL = Lifecycle(
+    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
+)
+INTERVAL = 0.2
+
+
+def settings(url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "project_id": "strategy",
+        "endpoint": url,
+        "queues": ("etl",),
+        "auth": "none",
+        "listen": "127.0.0.1:0",
+        "max_rps": 1000,
+        "poll_interval": INTERVAL,
+    }
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+def history_world(jobs: int = 3000, active: int = 30) -> World:
+    return World(
+        "strategy",
+        ("etl",),
+        seed=4,
+        now_ms=int(time.time() * 1000),
+        lifecycle=STILL,
+        initial_jobs=jobs,
+        initial_active=active,
+        history_limit=jobs,
+    )
+
+
+async def test_auto_switches_to_incremental_on_a_long_history() -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    world = history_world()
+    sim = Simulator(world)
+    async with running_simulator(sim) as url:
+        daemon = Daemon(settings(url))
+        async with running(daemon):
+            first = sim.requests
+            await anyio.sleep(INTERVAL * 3)
+            before = sim.requests
+            await anyio.sleep(INTERVAL * 10)
+            per_poll = (sim.requests - before) / 10
+        exported = daemon.pollers[0].summary
+    events = parse_events(out.getvalue())
+    switches = [e for e in events if e["event"] == "poll.strategy"]
+    assert [(e["queue"], e["strategy"]) for e in switches] == [("etl", "incremental")]
+    assert first == 30, "the first poll lists all 3,000 jobs, 100 a page"
+    print(f"requests per poll: full {first}, incremental {per_poll:.1f}")
+    assert per_poll <= 7, "3 active states, 1 page of new jobs, 2 terminal counts"
+    assert not [e for e in events if e["event"].startswith("job.")], "nothing changed"
+    assert exported is not None
+    assert {s: exported.counts.get(("etl", s), 0) for s in JobState} == world.counts("etl")
+
+
+async def test_an_api_ignoring_the_state_filter_gets_full_listings() -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    world = history_world(jobs=200, active=20)
+    sim = Simulator(world, faults=Faults(ignore_state_filter=True))
+    async with running_simulator(sim) as url:
+        daemon = Daemon(settings(url, poll_strategy="incremental"))
+        async with running(daemon):
+            await anyio.sleep(INTERVAL * 4)
+        exported = daemon.pollers[0].summary
+    events = parse_events(out.getvalue())
+    switches = [e for e in events if e["event"] == "poll.strategy"]
+    assert [e["strategy"] for e in switches] == ["full"]
+    assert "state=" in switches[0]["reason"]
+    assert not [e for e in events if e["event"].startswith("job.")]
+    assert exported is not None
+    assert {s: exported.counts.get(("etl", s), 0) for s in JobState} == world.counts("etl")
+
+
+async def test_restart_from_incremental_state_never_rediscovers_history(tmp_path: Path) -> None:
+    """Incremental polls forget old finished jobs; a later full listing (another strategy after
+    a restart) sees them again: they are history, not discoveries."""
+    out = io.StringIO()
+    configure_logging("json", out)
+    world = history_world(jobs=500, active=10)
+    state = tmp_path / "state.json"
+    async with running_simulator(Simulator(world)) as url:
+        for strategy in ("incremental", "full", "auto", "incremental"):
+            daemon = Daemon(settings(url, poll_strategy=strategy, state_file=state))
+            async with running(daemon):
+                await anyio.sleep(INTERVAL * 3)
+            exported = daemon.pollers[0].summary
+            assert exported is not None
+            assert {s: exported.counts.get(("etl", s), 0) for s in JobState} == world.counts("etl")
+    events = parse_events(out.getvalue())
+    assert sum(e["event"] == "monitor.baseline" for e in events) == 1
+    assert not [e for e in events if e["event"].startswith("job.")], "nothing happened"
