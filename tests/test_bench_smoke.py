@@ -26,5 +26,6 @@ def test_bench_smoke_prints_every_figure() -> None:
         "bytes_per_job_tracemalloc",
         "render_ms_200_queues",
         "steady_cpu_pct_at_30s",
+        "requests_incremental_share",
     ):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
