@@ -26,8 +26,8 @@ __all__ = ["FiltersIgnored", "FullListing", "Gathered", "IncrementalListing"]
 
 RetryCallback = Callable[[DLIError, int, float], None]
 #: jobs created this long before the newest one seen are listed again: creation and visibility
-#: in the listing are not strictly ordered
-WATERMARK_MARGIN_MS = 5 * 60 * 1000
+#: in the listing are not strictly ordered (a job may show up a moment after a newer one)
+WATERMARK_MARGIN_MS = 60 * 1000
 
 
 class FiltersIgnored(Exception):

@@ -79,10 +79,15 @@ class ListPage:
     unknown_state: int = 0
 
 
-def _text(row: dict[str, Any], key: str) -> str:
+def _shared(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     # Interned: queue, owner, kind and sc_type repeat across thousands of rows.
     return sys.intern(value) if isinstance(value, str) else ""
+
+
+def _text(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def _millis(row: dict[str, Any], key: str) -> int | None:
@@ -111,16 +116,16 @@ def _job(row: object, default_queue: str) -> Job:
     if parsed is None:
         raise _UnknownState(state)
     # The list rows document both `queue` and `cluster_name`; old rows carry only the latter.
-    queue = _text(row, "queue") or _text(row, "cluster_name") or default_queue
+    queue = _shared(row, "queue") or _shared(row, "cluster_name") or default_queue
     return Job(
         id=job_id,
         state=parsed,
         queue=queue,
         name=_text(row, "name"),
-        owner=_text(row, "owner"),
+        owner=_shared(row, "owner"),
         app_id=_text(row, "appId"),
-        kind=_text(row, "kind"),
-        sc_type=_text(row, "sc_type"),
+        kind=_shared(row, "kind"),
+        sc_type=_shared(row, "sc_type"),
         create_time=_millis(row, "create_time"),
         update_time=_millis(row, "update_time"),
         duration_ms=_millis(row, "duration"),
