@@ -213,18 +213,26 @@ def simulator(jobs: int, queues: int, latency: float, active: int | None = None)
         proc.wait(timeout=10)
 
 
-async def _ours(url: str, queues: list[str]) -> int:
+def _client(
+    session: aiohttp.ClientSession, url: str, hooks: ClientHooks | None = None
+) -> DLIClient:
+    """Our client as the benchmarks use it: signed, concurrency 4, no rate limit in the way."""
     signer = AkSkSigner.from_keys(AK, SecretStr(SK), project_id=PROJECT)
+    return DLIClient(
+        session,
+        url,
+        PROJECT,
+        signer=signer,
+        max_concurrency=CONCURRENCY,
+        max_rps=10_000,
+        timeout=30,
+        hooks=hooks,
+    )
+
+
+async def _ours(url: str, queues: list[str]) -> int:
     async with aiohttp.ClientSession() as session:
-        client = DLIClient(
-            session,
-            url,
-            PROJECT,
-            signer=signer,
-            max_concurrency=CONCURRENCY,
-            max_rps=10_000,
-            timeout=30,
-        )
+        client = _client(session, url)
         requests = 0
         for queue in queues:
             listing = await client.list_jobs(queue, page_size=100)
@@ -307,19 +315,9 @@ async def _daemon_rounds(url: str, queues: list[str], strategy: str, rounds: int
     def count(endpoint: str, code: str) -> None:
         requests[0] += 1
 
-    signer = AkSkSigner.from_keys(AK, SecretStr(SK), project_id=PROJECT)
     results: list[Any] = []
     async with aiohttp.ClientSession() as session:
-        client = DLIClient(
-            session,
-            url,
-            PROJECT,
-            signer=signer,
-            max_concurrency=CONCURRENCY,
-            max_rps=10_000,
-            timeout=30,
-            hooks=ClientHooks(on_response=count),
-        )
+        client = _client(session, url, ClientHooks(on_response=count))
         pollers = [
             QueuePoller(Target(q), client, events, metrics, interval=30, strategy=strategy)
             for q in queues

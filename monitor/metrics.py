@@ -179,6 +179,7 @@ class Metrics:
         self.events = Counter(
             "dli_monitor_events", "Events written to the event stream.", ["event"], registry=r
         )
+        # prometheus-client adds the suffix: this is exported as dli_monitor_build_info{version}.
         Info("dli_monitor_build", "Version of dli-monitor.", registry=r).info({"version": version})
 
     def add_views(self, views: Callable[[], Iterable[SnapshotView]]) -> None:
