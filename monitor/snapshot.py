@@ -250,8 +250,10 @@ class JobSnapshot:
 
         for job_id, job in seen.items():
             if job_id in tombstones:
-                # An old terminal job that paging churn hid once; it is not new.
-                tombstones[job_id] = now_ms
+                # A finished job that paging churn hid from one listing: known, not new. Track
+                # it again (silently) so that it is counted while the API lists it.
+                del tombstones[job_id]
+                jobs[job_id] = _track(job, now_ms)
                 continue
             prev = jobs.get(job_id)
             if prev is None:

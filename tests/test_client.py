@@ -93,6 +93,18 @@ async def test_total_shrinking_mid_pass_is_incomplete(client: DLIClient) -> None
     assert sorted(listing.jobs) == ["a", "b", "d"] and not listing.complete
 
 
+async def test_a_job_read_twice_makes_the_pass_incomplete_even_if_total_held(
+    client: DLIClient,
+) -> None:
+    """An insert at the head and a delete further down leave total unchanged, but rows shifted:
+    'b' is read twice, so some other job may have slipped between the pages."""
+    with aioresponses() as mock:
+        mock.get(LIST, payload=page(4, "a", "b"))
+        mock.get(LIST, payload=page(4, "b", "d"))
+        listing = await client.list_jobs("q", page_size=2)
+    assert sorted(listing.jobs) == ["a", "b", "d"] and not listing.complete
+
+
 async def test_server_side_page_cap_is_followed(client: DLIClient) -> None:
     with aioresponses() as mock:
         mock.get(LIST, payload=page(5, "a", "b"))  # asked for 4, the server gives at most 2

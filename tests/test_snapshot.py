@@ -96,6 +96,8 @@ def test_finished_job_forgotten_silently_and_not_rediscovered_after_churn() -> N
     assert forgotten.changes == [] and "a" not in forgotten.snapshot
     back = forgotten.snapshot.diff(Observation(listing(job("a", S.SUCCESS))), now_ms=T0 + 2)
     assert back.changes == [], "a job hidden by paging churn once is not new"
+    assert "a" in back.snapshot, "and it is counted again while the API lists it"
+    assert "a" not in back.snapshot.tombstones
 
 
 def test_repeated_recovery_cycles_are_numbered() -> None:

@@ -247,16 +247,19 @@ class DLIClient:
                     raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
                 pages[end] = await fetch(end, size)
                 end += pages[end].rows
-        rows = 0
+        rows = read = 0
         for offset in sorted(pages):
             page = pages[offset]
             rows += page.rows
+            read += len(page.jobs)
             listing.rejected += page.rejected
             listing.unknown_state += page.unknown_state
             for job in page.jobs:
                 # Seen twice (rows shifted under us): keep the reading from the later page.
                 listing.jobs[job.id] = job
-        listing.complete = len(totals) == 1 and rows >= min(totals)
+        # Rows shifted under us if total moved, or if a job was read twice (an insert and a
+        # delete can leave total unchanged): then a job may have slipped between two pages.
+        listing.complete = len(totals) == 1 and rows >= min(totals) and read == len(listing.jobs)
         return listing
 
     async def _fetch_concurrently(

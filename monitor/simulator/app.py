@@ -12,6 +12,7 @@ import random
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,7 +70,8 @@ class Simulator:
         self.credentials = credentials
         self.faults = faults or Faults()
         self.requests = 0
-        self.request_log: list[tuple[float, str]] = []
+        #: (monotonic time, path) of recent requests, for tests that measure request rates
+        self.request_log: deque[tuple[float, str]] = deque(maxlen=100_000)
         self._rng = random.Random(seed ^ 0x5EED)
         self._clock = clock
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ from monitor.dli.models import ACTIVE_STATES, JobState
 __all__ = ["Lifecycle", "SimJob", "TruthEntry", "World"]
 
 S = JobState
+#: state changes kept in the ground-truth log (tests use far fewer)
+HISTORY_MAX = 1_000_000
 _JOB_NAMES = (
     "daily-revenue-agg",
     "sessionize-clicks",
@@ -144,7 +147,8 @@ class World:
         self.min_retention_ms = min_retention_ms
         self.now_ms = now_ms
         self.jobs: dict[str, SimJob] = {}
-        self.history: list[TruthEntry] = []
+        # The ground truth; bounded so that a simulator left running for days stays small.
+        self.history: deque[TruthEntry] = deque(maxlen=HISTORY_MAX)
         # (instant, job id) of every job's next planned change; stale entries are skipped
         self._due: list[tuple[int, str]] = []
         # bumped on every change, so a query's sorted result can be reused until then
