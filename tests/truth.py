@@ -97,15 +97,20 @@ def compare(
         last_visible: str | None = None
         for i, entry in enumerate(entries):
             until = entries[i + 1].at_ms if i + 1 < len(entries) else end_ms
-            lo, hi = max(entry.at_ms, baseline_ms), min(until, end_ms)
-            lasted = hi - lo - sum(max(0, min(hi, b) - max(lo, a)) for a, b in blind)
+            state = entry.state.value
+            if entry.at_ms <= baseline_ms:
+                if until > baseline_ms:
+                    last_visible = state  # what the baseline poll saw (and does not report)
+                continue
+            hi = min(until, end_ms)
+            lasted = (
+                hi - entry.at_ms - sum(max(0, min(hi, b) - max(entry.at_ms, a)) for a, b in blind)
+            )
             if entry.at_ms > end_ms or lasted < min_seen_ms:
                 continue  # too brief (or too late) for any poll to be sure to see it
-            state = entry.state.value
-            if entry.at_ms <= baseline_ms or state == last_visible:
-                # The baseline is not reported; and running, an unseeable recovering, running
-                # again looks to every poll like one stretch of running.
-                last_visible = state
+            if state == last_visible:
+                # running, an unseeable recovering, running again: to every poll that is one
+                # stretch of running, whether the first stretch began before the baseline or not.
                 continue
             last_visible = state
             verdict.expected += 1
