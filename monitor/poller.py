@@ -111,11 +111,6 @@ class QueuePoller:
         return [self.target.queue] if self.target.queue else []
 
     @property
-    def strategy(self) -> str:
-        """``full`` or ``incremental``: how the next poll will list."""
-        return self._lister.name
-
-    @property
     def summary(self) -> StateSummary | None:
         if self._snapshot is None:
             return None
@@ -174,12 +169,13 @@ class QueuePoller:
 
         try:
             try:
-                listing = await gather()
+                gathered = await gather()
             except FiltersIgnored as exc:
                 # Nothing of this poll was applied, so nothing was forgotten: list it all.
                 self._switch(FullListing(), f"{exc}; listing every job from now on", pin=True)
-                listing = await gather()
-            missing = self._snapshot.missing(listing.listed) if self._snapshot is not None else []
+                gathered = await gather()
+            listing = gathered.listing
+            missing = self._snapshot.missing(listing.jobs) if self._snapshot is not None else []
             confirmed, gone = await self._confirm(missing, budget, on_retry)
         except DLIError as exc:
             self._failed(str(exc), exc.error_code, self._retries - budget.retries + 1)
@@ -199,28 +195,26 @@ class QueuePoller:
         if listing.unknown_state:
             self._metrics.rejected_rows.labels(label, "unknown_state").inc(listing.unknown_state)
 
-        self._totals = listing.totals
+        self._totals = gathered.totals
         self._apply(
-            Observation(
-                listing.listed, confirmed, gone, listing.complete, listing.history_before_ms
-            )
+            Observation(listing.jobs, confirmed, gone, listing.complete, gathered.history_before_ms)
         )
-        self._choose_strategy(listing)
+        self._choose_strategy(gathered)
         return True
 
-    def _choose_strategy(self, listing: Gathered) -> None:
+    def _choose_strategy(self, gathered: Gathered) -> None:
         """``auto``: list everything while that is cheap; past :data:`AUTO_INCREMENTAL_AFTER`
         requests per listing, list only what can have changed."""
         if (
             self._strategy_setting == "auto"
             and not self._pinned_full
             and isinstance(self._lister, FullListing)
-            and listing.full_listing_requests > AUTO_INCREMENTAL_AFTER
+            and gathered.full_listing_requests > AUTO_INCREMENTAL_AFTER
         ):
             created = [t.job.create_time for t in self._snapshot or () if t.job.create_time]
             self._switch(
                 IncrementalListing(max(created, default=None)),
-                f"a full listing takes {listing.full_listing_requests} requests",
+                f"a full listing takes {gathered.full_listing_requests} requests",
             )
 
     def _switch(

@@ -19,7 +19,7 @@ from functools import partial
 
 from monitor.dli.client import DLIClient, Listing, RetryBudget
 from monitor.dli.errors import DLIError
-from monitor.dli.models import ACTIVE_STATES, TERMINAL_STATES, Job, JobState
+from monitor.dli.models import ACTIVE_STATES, TERMINAL_STATES, JobState
 from monitor.tasks import run_all
 
 __all__ = ["FiltersIgnored", "FullListing", "Gathered", "IncrementalListing"]
@@ -36,30 +36,16 @@ class FiltersIgnored(Exception):
 
 @dataclass(slots=True)
 class Gathered:
-    listed: dict[str, Job] = field(default_factory=dict)
-    complete: bool = True
-    requests: int = 0
-    rejected: int = 0
-    unknown_state: int = 0
-    request_id: str | None = None
+    """What one poll observed: its listing (several passes merged, for incremental polls) and
+    what the listing alone does not say."""
+
+    listing: Listing = field(default_factory=Listing)
     #: states counted by the API rather than from the snapshot
     totals: dict[JobState, int] = field(default_factory=dict)
     #: how many requests a full listing would take (known from any listing's ``total``)
     full_listing_requests: int = 0
     #: finished jobs created before this are history, not listed any more (incremental only)
     history_before_ms: int | None = None
-
-    def add(self, listing: Listing, *, keep_existing: bool = False) -> None:
-        if keep_existing:
-            for job_id, job in listing.jobs.items():
-                self.listed.setdefault(job_id, job)
-        else:
-            self.listed.update(listing.jobs)
-        self.complete = self.complete and listing.complete
-        self.requests += listing.requests
-        self.rejected += listing.rejected
-        self.unknown_state += listing.unknown_state
-        self.request_id = listing.request_id or self.request_id
 
 
 class FullListing:
@@ -79,10 +65,7 @@ class FullListing:
         listing = await client.list_jobs(
             queue, page_size=page_size, budget=budget, on_retry=on_retry
         )
-        gathered = Gathered()
-        gathered.add(listing)
-        gathered.full_listing_requests = listing.requests
-        return gathered
+        return Gathered(listing, full_listing_requests=listing.requests)
 
 
 class IncrementalListing:
@@ -147,18 +130,20 @@ class IncrementalListing:
             + [list_recent]
         )
 
-        gathered = Gathered(totals=counted)
-        for state, listing in active.items():
-            if any(job.state is not state for job in listing.jobs.values()):
+        listing = Listing()
+        for state, passed in active.items():
+            if any(job.state is not state for job in passed.jobs.values()):
                 raise FiltersIgnored(f"a state={state.value} listing returned other states")
-            gathered.add(listing)
-        gathered.requests += len(counted)
+            listing.merge(passed)
+        listing.requests += len(counted)
         # New jobs may be in any state; an active one is in both listings, the same reading or a
         # later one, and either is a real state the job was in.
-        gathered.add(recent[0], keep_existing=True)
+        listing.merge(recent[0], keep_existing=True)
         everything = sum(counted.values()) + sum(len(v.jobs) for v in active.values())
-        gathered.full_listing_requests = max(1, -(-everything // page_size))
-        created = [j.create_time for j in gathered.listed.values() if j.create_time is not None]
+        gathered = Gathered(
+            listing, totals=counted, full_listing_requests=max(1, -(-everything // page_size))
+        )
+        created = [j.create_time for j in listing.jobs.values() if j.create_time is not None]
         if created:
             self.watermark_ms = max(max(created), self.watermark_ms or 0)
         if self.watermark_ms is not None:

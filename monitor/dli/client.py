@@ -100,6 +100,20 @@ class Listing:
     unknown_state: int = 0
     request_id: str | None = None
 
+    def merge(self, other: Listing, *, keep_existing: bool = False) -> None:
+        """Add another pass (of the same queue) to this one; it is complete only if both are.
+        With ``keep_existing``, a job already here keeps its reading."""
+        if keep_existing:
+            for job_id, job in other.jobs.items():
+                self.jobs.setdefault(job_id, job)
+        else:
+            self.jobs.update(other.jobs)
+        self.complete = self.complete and other.complete
+        self.requests += other.requests
+        self.rejected += other.rejected
+        self.unknown_state += other.unknown_state
+        self.request_id = other.request_id or self.request_id
+
 
 def _retry_after(value: str | None) -> float | None:
     if not value:
