@@ -91,6 +91,8 @@ class Daemon:
             else None
         )
         self._dirty: anyio.Event | None = None
+        self._stop_reason: str | None = None
+        self._skew_reported = False
 
     def _count_event(self, name: str) -> None:
         self.metrics.events.labels(name).inc()
@@ -189,9 +191,8 @@ class Daemon:
                     # Synchronous: runs even while the enclosing scope is being cancelled. The
                     # pollers are stopped, so this saves exactly what was last published.
                     self.events.stopping(__version__, self._stop_reason or "cancelled")
-                    self._save_now()
-
-    _skew_reported = False
+                    if self._state is not None:
+                        self._save(self._state, self._snapshots())
 
     def _clock_skew(self, skew: float) -> None:
         if not self._skew_reported:  # once: the poll.failed events repeat the measured skew
@@ -205,13 +206,12 @@ class Daemon:
     def _snapshots(self) -> dict[str, JobSnapshot]:
         return {p.target.label: p.snapshot for p in self.pollers if p.snapshot is not None}
 
-    def _save_now(self) -> None:
-        if self._state is None:
-            return
+    def _save(self, state: StateFile, snapshots: dict[str, JobSnapshot]) -> None:
+        """Write the state file; a failure is reported, not raised: the next save may succeed."""
         try:
-            self._state.save(self._snapshots())
+            state.save(snapshots)
         except OSError as exc:
-            self.events.state_save_failed(str(self._state.path), exc.strerror or str(exc))
+            self.events.state_save_failed(str(state.path), exc.strerror or str(exc))
 
     async def _save_loop(self) -> None:
         """Save after polls are applied. Snapshots are immutable, so the encoding and writing
@@ -221,13 +221,9 @@ class Daemon:
         while True:
             await self._dirty.wait()
             self._dirty = anyio.Event()
-            snapshots = self._snapshots()
-            try:
-                await anyio.to_thread.run_sync(state.save, snapshots)
-            except OSError as exc:
-                self.events.state_save_failed(str(state.path), exc.strerror or str(exc))
-
-    _stop_reason: str | None = None
+            # Snapshots are taken here, on the event loop; only encoding and writing run in the
+            # worker thread.
+            await anyio.to_thread.run_sync(self._save, state, self._snapshots())
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

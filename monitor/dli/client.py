@@ -115,27 +115,31 @@ class Listing:
         self.request_id = other.request_id or self.request_id
 
 
+def _http_date(value: str | None) -> float | None:
+    """An HTTP date (``Date``, ``Retry-After``) as Unix time, or ``None``."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait: ``Retry-After`` is either a number of seconds or an HTTP date."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        when = _http_date(value)
+    return None if when is None else max(0.0, when - time.time())
 
 
 def _skew(server_date: str | None) -> float | None:
-    if not server_date:
-        return None
-    try:
-        return time.time() - email.utils.parsedate_to_datetime(server_date).timestamp()
-    except (TypeError, ValueError):
-        return None
+    """Our clock minus the server's, from its ``Date`` header."""
+    when = _http_date(server_date)
+    return None if when is None else time.time() - when
 
 
 def _api_error(
