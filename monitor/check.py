@@ -1,16 +1,22 @@
-"""``dli-monitor check``: one signed list request per queue, one verdict line per queue."""
+"""``dli-monitor check``: signed requests per queue, one verdict line per queue saying what the
+API was seen to do on its open points (``total``, order, filters, spelling), and one line for
+what it answers about a job that does not exist."""
 
 from __future__ import annotations
 
 import sys
+import time
+import uuid
 
 import aiohttp
 
 from monitor import __version__
+from monitor.behaviour import BehaviourBook, is_gone
 from monitor.config import ConfigError, Settings
 from monitor.daemon import build_signer
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import APIError, DLIError, RequestTimeout, TransportError
+from monitor.strategy import WATERMARK_MARGIN_MS, FullListing, IncrementalListing
 
 __all__ = ["check", "hint"]
 
@@ -53,17 +59,61 @@ async def check(settings: Settings) -> int:
             timeout=settings.request_timeout,
             retry=RetryPolicy(attempts=2, max_retry_after=5),
         )
+        book = BehaviourBook()
         for queue in settings.queues or (None,):
             name = queue or "(all queues)"
+            budget = RetryBudget(2)
             try:
-                page, _ = await client.list_page(
-                    offset=0, size=1, queue=queue, budget=RetryBudget(1)
+                full = await FullListing(probe=queue is not None).gather(
+                    client,
+                    queue,
+                    page_size=settings.page_size,
+                    behaviour=book.current,
+                    budget=budget,
+                    on_retry=_ignore,
                 )
+                learned = book.learn(full.facts)
+                if queue is not None:
+                    # Jobs of the last hour with start and order: shows whether both hold.
+                    since = int(time.time() * 1000) - 3_600_000 + WATERMARK_MARGIN_MS
+                    recent = await IncrementalListing(since).gather(
+                        client,
+                        queue,
+                        page_size=settings.page_size,
+                        behaviour=learned,
+                        budget=budget,
+                        on_retry=_ignore,
+                    )
+                    learned = book.learn(recent.facts)
             except DLIError as exc:
                 failures += 1
                 print(f"{name}: FAILED {exc} — {hint(exc)}", flush=True)
-            else:
-                print(f"{name}: ok ({page.total} jobs listed)", flush=True)
+                continue
+            jobs = len(full.listing.jobs)
+            verdict = (
+                f"ok ({jobs} jobs listed)" if jobs else "ok, but 0 jobs: is the queue name right?"
+            )
+            print(f"{name}: {verdict}; {learned.describe()}", flush=True)
+        if failures < (len(settings.queues) or 1):
+            print(f"deleted jobs: {await _deleted_answer(client)}", flush=True)
     if failures:
         print(f"{failures} of {len(settings.queues) or 1} failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _ignore(exc: DLIError, attempt: int, delay: float) -> None:
+    """Retries are not reported by ``check``: its verdict line says how the request ended."""
+
+
+async def _deleted_answer(client: DLIClient) -> str:
+    """What the API answers for a job id that cannot exist, and what the daemon makes of it."""
+    try:
+        await client.get_job(str(uuid.uuid4()), budget=RetryBudget(1))
+    except DLIError as exc:
+        if is_gone(exc):
+            return f"answered {exc}: reported as job.vanished"
+        return (
+            f"answered {exc}: not the documented DLI.0002, so an active job that leaves the "
+            "listing is never reported vanished; it is forgotten (job.forgotten) after an hour"
+        )
+    return "a made-up job id was answered as a job: vanished jobs cannot be confirmed"

@@ -18,6 +18,7 @@ import anyio
 from monitor import __version__
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.dli.models import JobState
+from monitor.simulator.api import ApiVariant
 from monitor.simulator.app import Faults, Simulator, running_simulator
 from monitor.simulator.world import Lifecycle, World
 
@@ -74,6 +75,23 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="share of list requests during which a job is inserted and an old one deleted",
+    )
+    api = sim.add_argument_group("API behaviour on the points the documentation leaves open")
+    api.add_argument("--total", choices=["filtered", "project", "missing"], default="filtered")
+    api.add_argument("--default-order", choices=["newest", "oldest"], default="newest")
+    api.add_argument("--ignore-order", action="store_true")
+    api.add_argument("--state-case", choices=["lower", "title", "upper"], default="lower")
+    api.add_argument("--ignore-state-filter", action="store_true")
+    api.add_argument("--ignore-time-filter", action="store_true", help="start/end ignored")
+    api.add_argument("--ignore-queue-filter", action="store_true")
+    api.add_argument("--server-error-status", type=int, choices=[400, 500], default=500)
+    api.add_argument("--throttle-code", choices=["APIGW.0308", "APIG.0308"], default="APIGW.0308")
+    api.add_argument("--no-retry-after", action="store_true", help="throttle without Retry-After")
+    api.add_argument("--error-style", choices=["error_code", "code", "camel", "nested"])
+    api.add_argument("--deleted-answer", choices=["DLI.0002", "404", "DLI.0001"])
+    api.add_argument("--page-cap", type=int, help="the server's own cap on size")
+    api.add_argument(
+        "--gateway-limit", type=int, help="sliding-window limit: at most N requests per second"
     )
     return parser
 
@@ -205,7 +223,29 @@ async def _simulate(args: argparse.Namespace) -> int:
     if (args.ak is None) != (args.sk is None):
         raise ConfigError("invalid configuration: --ak and --sk go together")
     credentials = (args.ak, args.sk) if args.ak is not None else None
-    sim = Simulator(world, faults=faults, seed=args.seed, credentials=credentials)
+    variant = ApiVariant(
+        total=args.total,
+        default_order=args.default_order,
+        ignore_order=args.ignore_order,
+        state_case=args.state_case,
+        ignore_state_filter=args.ignore_state_filter,
+        ignore_time_filter=args.ignore_time_filter,
+        ignore_queue_filter=args.ignore_queue_filter,
+        server_error_status=args.server_error_status,
+        throttle_code=args.throttle_code,
+        throttle_retry_after=not args.no_retry_after,
+        error_style=args.error_style or "error_code",
+        deleted_answer=args.deleted_answer or "DLI.0002",
+        page_cap=args.page_cap,
+    )
+    sim = Simulator(
+        world,
+        faults=faults,
+        seed=args.seed,
+        credentials=credentials,
+        variant=variant,
+        gateway_limit=args.gateway_limit,
+    )
     async with running_simulator(sim, args.host, args.port) as url:
         counts = {s.value: sum(world.counts(q)[s] for q in queues) for s in JobState}
         print(f"simulating DLI project {args.project_id} at {url} (jobs: {counts})", flush=True)

@@ -30,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from monitor.dli.regions import endpoint_for
 from monitor.metrics import DEFAULT_DURATION_BUCKETS
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -145,6 +146,11 @@ class Settings(BaseSettings):
     def _auth(self) -> Settings:
         if self.region is None and self.endpoint is None and self.project_id is not None:
             raise ValueError(f"{PREFIX}REGION or {PREFIX}ENDPOINT must be set")
+        if self.endpoint is None and self.region is not None and not endpoint_for(self.region):
+            raise ValueError(
+                f"{PREFIX}REGION={self.region} is not a DLI region this version knows; set "
+                f"{PREFIX}ENDPOINT to its endpoint (https://dli.<region>.<domain>)"
+            )
         if self.auth == "aksk" and (self.ak is None or self.sk is None) and not self.use_metadata:
             raise ValueError(
                 f"{PREFIX}AUTH=aksk needs {PREFIX}AK and {PREFIX}SK (or HUAWEICLOUD_SDK_AK/SK, "
@@ -164,7 +170,9 @@ class Settings(BaseSettings):
         """The API's base URL: the endpoint if set, else the region's public endpoint."""
         if self.endpoint:
             return self.endpoint
-        return f"https://dli.{self.region}.myhuaweicloud.com"
+        endpoint = endpoint_for(self.region or "")
+        assert endpoint is not None  # validated above
+        return endpoint
 
     @property
     def credential_source(self) -> str:

@@ -16,6 +16,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from monitor import __version__
+from monitor.behaviour import BehaviourBook
 from monitor.config import Settings
 from monitor.dli.auth import AkSkSigner, NoAuth, Signer, TokenAuth
 from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
@@ -80,6 +81,8 @@ class Daemon:
         self.project_id = settings.project_id
         self.metrics = Metrics(__version__, settings.duration_buckets)
         self.events = EventLog(self.project_id, on_event=self._count_event)
+        #: what the API is seen to do, shared by every queue's poller (one API behind them)
+        self.behaviour = BehaviourBook(on_change=self.events.api_behaviour)
         self._signer = signer or (lambda session: build_signer(settings, session))
         self._clock = clock
         self.pollers: list[QueuePoller] = []
@@ -166,12 +169,14 @@ class Daemon:
                     page_size=s.page_size,
                     snapshot=saved.get(target.label),
                     strategy=s.poll_strategy,
+                    behaviour=self.behaviour,
                     on_applied=self._applied,
                     clock=self._clock,
                 )
                 for target in self._targets()
             ]
             self.metrics.add_views(lambda: self.pollers)
+            self.metrics.add_behaviour(lambda: self.behaviour.current)
             host, port = s.listen_address
             app = make_app(self.metrics.registry, Health(self.live, self.ready))
             async with serve(app, host, port) as self.addresses:

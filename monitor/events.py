@@ -12,13 +12,14 @@ import hashlib
 import logging
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, assert_never
 
 import orjson
 import structlog
 
+from monitor.behaviour import ApiBehaviour
 from monitor.dli.models import Job, JobState
-from monitor.snapshot import Change, Discovered, Transition, Vanished
+from monitor.snapshot import Change, Discovered, Forgotten, Transition, Vanished
 
 __all__ = [
     "EVENTS",
@@ -33,11 +34,15 @@ LogFormat = Literal["json", "console", "auto"]
 #: The contract's vocabulary, plus diagnostics: ``poll.rows_rejected`` (unreadable list rows),
 #: ``state.save_failed`` (the state file could not be written), ``auth.clock_skew`` (signatures
 #: rejected while this machine's clock is off the API's) and ``poll.strategy`` (a queue's polls
-#: switched between full and incremental listings).
+#: switched between full and incremental listings), ``job.forgotten`` (an active job missing and
+#: unconfirmed for an hour, dropped without claiming it vanished) and ``api.behaviour`` (what the
+#: API was first seen, or later seen differently, to do on an open point).
 EVENTS = (
     "job.discovered",
     "job.transition",
     "job.vanished",
+    "job.forgotten",
+    "api.behaviour",
     "monitor.baseline",
     "poll.failed",
     "poll.rows_rejected",
@@ -141,34 +146,61 @@ class EventLog:
 
     def change(self, queue: str, change: Change) -> None:
         """Emit the event for one snapshot change."""
-        if isinstance(change, Transition):
-            name = "job.transition"
-            frm, to = change.from_state.value, change.to_state.value
-            self._emit(
-                "info",
-                name,
-                **self._job_fields(queue, change.job, name, frm, to, change.occurrence),
-                from_state=frm,
-                to_state=to,
-                in_state_seconds=round(change.in_state_seconds, 3),
-                duration_ms=change.duration_ms,
-                skipped=change.skipped,
-            )
-        elif isinstance(change, Discovered):
-            name = "job.discovered"
-            state = change.job.state.value
-            self._emit(
-                "info", name, **self._job_fields(queue, change.job, name, "", state), state=state
-            )
-        elif isinstance(change, Vanished):
-            name = "job.vanished"
-            last = change.last_state.value
-            self._emit(
-                "warning",
-                name,
-                **self._job_fields(queue, change.job, name, last, ""),
-                last_state=last,
-            )
+        match change:
+            case Transition():
+                name = "job.transition"
+                frm, to = change.from_state.value, change.to_state.value
+                self._emit(
+                    "info",
+                    name,
+                    **self._job_fields(queue, change.job, name, frm, to, change.occurrence),
+                    from_state=frm,
+                    to_state=to,
+                    in_state_seconds=round(change.in_state_seconds, 3),
+                    duration_ms=change.duration_ms,
+                    skipped=change.skipped,
+                )
+            case Discovered():
+                name = "job.discovered"
+                state = change.job.state.value
+                self._emit(
+                    "info",
+                    name,
+                    **self._job_fields(queue, change.job, name, "", state),
+                    state=state,
+                )
+            case Vanished():
+                name = "job.vanished"
+                last = change.last_state.value
+                self._emit(
+                    "warning",
+                    name,
+                    **self._job_fields(queue, change.job, name, last, ""),
+                    last_state=last,
+                )
+            case Forgotten():
+                name = "job.forgotten"
+                last = change.last_state.value
+                self._emit(
+                    "warning",
+                    name,
+                    **self._job_fields(queue, change.job, name, last, ""),
+                    last_state=last,
+                    missing_seconds=round(change.missing_seconds, 1),
+                    reason="missing from the listings and never confirmed gone by its detail",
+                )
+            case _:
+                assert_never(change)
+
+    def api_behaviour(self, behaviour: ApiBehaviour) -> None:
+        """What the API was seen to do on the open points (first learnt, or seen changed)."""
+        self._emit(
+            "info",
+            "api.behaviour",
+            project_id=self.project_id,
+            summary=behaviour.describe(),
+            **behaviour.labels(),
+        )
 
     def baseline(self, queue: str, counts: Mapping[JobState, int]) -> None:
         self._emit(

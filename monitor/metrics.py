@@ -10,16 +10,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor.behaviour import ApiBehaviour
 from monitor.dli.models import ACTIVE_STATES, JobState
-from monitor.snapshot import DIRECT_EDGES, Change, Discovered, StateSummary, Transition, Vanished
+from monitor.snapshot import (
+    DIRECT_EDGES,
+    Change,
+    Discovered,
+    Forgotten,
+    StateSummary,
+    Transition,
+    Vanished,
+)
 
-__all__ = ["DEFAULT_DURATION_BUCKETS", "Metrics", "SnapshotCollector", "SnapshotView"]
+__all__ = [
+    "DEFAULT_DURATION_BUCKETS",
+    "BehaviourCollector",
+    "Metrics",
+    "SnapshotCollector",
+    "SnapshotView",
+]
 
 #: 10 s … 24 h: Spark batch jobs take from seconds to a day.
 DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
@@ -186,6 +201,10 @@ class Metrics:
         """Register the scrape-time collector over the pollers' snapshots."""
         self.registry.register(SnapshotCollector(views))
 
+    def add_behaviour(self, behaviour: Callable[[], ApiBehaviour]) -> None:
+        """Register ``dli_monitor_api_behaviour_info`` over the current behaviour."""
+        self.registry.register(BehaviourCollector(behaviour))
+
     def init_target(self, label: str) -> None:
         """Create a poller's self-metric series (``dli_monitor_up`` starts at 0: not polled yet)."""
         self.up.labels(label)
@@ -205,22 +224,43 @@ class Metrics:
     def record(self, queue: str, change: Change) -> None:
         """Count one published change."""
         job_id = {"job_id": change.job.id}
-        if isinstance(change, Discovered):
-            self.transitions.labels(queue, "new", change.job.state.value).inc(exemplar=job_id)
-            if change.job.state.terminal and change.job.duration_ms is not None:
-                self.job_duration.labels(queue, change.job.state.value).observe(
-                    change.job.duration_ms / 1000, exemplar=job_id
+        match change:
+            case Discovered():
+                self.transitions.labels(queue, "new", change.job.state.value).inc(exemplar=job_id)
+                if change.job.state.terminal and change.job.duration_ms is not None:
+                    self.job_duration.labels(queue, change.job.state.value).observe(
+                        change.job.duration_ms / 1000, exemplar=job_id
+                    )
+            case Transition():
+                frm, to = change.from_state.value, change.to_state.value
+                self.transitions.labels(queue, frm, to).inc(exemplar=job_id)
+                self.state_duration.labels(queue, frm).observe(
+                    change.in_state_seconds, exemplar=job_id
                 )
-        elif isinstance(change, Transition):
-            self.transitions.labels(queue, change.from_state.value, change.to_state.value).inc(
-                exemplar=job_id
-            )
-            self.state_duration.labels(queue, change.from_state.value).observe(
-                change.in_state_seconds, exemplar=job_id
-            )
-            if change.to_state.terminal and change.duration_ms is not None:
-                self.job_duration.labels(queue, change.to_state.value).observe(
-                    change.duration_ms / 1000, exemplar=job_id
-                )
-        elif isinstance(change, Vanished):
-            pass  # counted by dli_monitor_events_total{event="job.vanished"}
+                if change.to_state.terminal and change.duration_ms is not None:
+                    self.job_duration.labels(queue, to).observe(
+                        change.duration_ms / 1000, exemplar=job_id
+                    )
+            case Vanished() | Forgotten():
+                pass  # counted by dli_monitor_events_total{event="job.vanished"/"job.forgotten"}
+            case _:
+                assert_never(change)
+
+
+class BehaviourCollector(Collector):
+    """``dli_monitor_api_behaviour_info``: what the API was seen to do, one series whose labels
+    are the verdicts (see :class:`~monitor.behaviour.ApiBehaviour`)."""
+
+    def __init__(self, behaviour: Callable[[], ApiBehaviour]) -> None:
+        self._behaviour = behaviour
+
+    def collect(self) -> Iterable[Metric]:
+        labels = self._behaviour().labels()
+        family = GaugeMetricFamily(
+            "dli_monitor_api_behaviour_info",
+            "What the DLI API was seen to do on the points its documentation leaves open; "
+            "'unknown' until observed.",
+            labels=list(labels),
+        )
+        family.add_metric(list(labels.values()), 1)
+        yield family

@@ -1,41 +1,49 @@
 """One poller per target (a queue, or the whole project): list, confirm, diff, publish.
 
 A poll either applies completely or not at all: the listing and the detail confirmations are
-gathered first; then the pure diff runs and its changes are published and the new snapshot is
-swapped in without any ``await`` in between, so a cancellation (shutdown) can only land before
-the poll changed anything or after it is complete.
+gathered first; then the pure diff runs, its changes are published, and the new snapshot and
+the strategy's watermark are swapped in without any ``await`` in between, so a cancellation
+(shutdown, poll timeout) can only land before the poll changed anything or after it is complete.
+
+What the API was seen to do (:class:`~monitor.behaviour.ApiBehaviour`) is learnt from every
+poll, applied or not, since it describes the API rather than the jobs. An incremental poll the
+behaviour shows to be inexact (a filter ignored, ``total`` not counting filtered rows) is
+discarded before anything is applied and the queue is listed in full instead. An active job
+missing from the listing is reported vanished only when its detail answers the code table's
+"does not exist" (:func:`~monitor.behaviour.is_gone`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
 
-from monitor.dli.client import DLIClient, RetryBudget
-from monitor.dli.errors import DLIError
+from monitor.behaviour import BehaviourBook, is_gone
+from monitor.dli.errors import DLIError, UnknownJobState
 from monitor.dli.models import Job, JobState
+from monitor.dli.source import JobSource, RetryBudget, RetryCallback
 from monitor.events import EventLog
 from monitor.metrics import Metrics
 from monitor.snapshot import JobSnapshot, Observation, StateSummary, TrackedJob
 from monitor.strategy import (
     WATERMARK_MARGIN_MS,
-    FiltersIgnored,
     FullListing,
     Gathered,
     IncrementalListing,
+    Strategy,
+    StrategySetting,
+    choose,
+    incremental_usable,
 )
 
 __all__ = ["ALL_QUEUES", "QueuePoller", "Target"]
 
 #: the ``queue`` label of self metrics when no queues are configured (one project-wide poller)
 ALL_QUEUES = "*"
-#: with ``poll_strategy=auto``, a queue whose full listing takes more requests than this is
-#: polled incrementally (a few requests for its active and new jobs)
-AUTO_INCREMENTAL_AFTER = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +63,7 @@ class QueuePoller:
     def __init__(
         self,
         target: Target,
-        client: DLIClient,
+        client: JobSource,
         events: EventLog,
         metrics: Metrics,
         *,
@@ -64,12 +72,14 @@ class QueuePoller:
         retries_per_poll: int = 8,
         poll_timeout: float | None = None,
         snapshot: JobSnapshot | None = None,
-        strategy: str = "full",
+        strategy: StrategySetting = "full",
+        behaviour: BehaviourBook | None = None,
         on_applied: Callable[[QueuePoller], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.target = target
         self._client = client
+        self._book = behaviour or BehaviourBook()
         self._events = events
         self._metrics = metrics
         self.interval = interval
@@ -81,11 +91,11 @@ class QueuePoller:
         self._clock = clock
         self._initialised: set[str] = set()
         self._rejected_seen = (0, 0)
-        self._strategy_setting = strategy
-        self._lister: FullListing | IncrementalListing = FullListing()
+        self._strategy_setting: StrategySetting = strategy
+        self._lister: Strategy = FullListing()
         #: states the API counted for us in the last poll (incremental listings)
         self._totals: dict[JobState, int] = {}
-        self._pinned_full = target.queue is None  # terminal totals need a named queue
+        self._unknown_detail_states: set[str] = set()
         horizon = snapshot.horizon_ms if snapshot is not None else None
         if target.queue is not None and (
             strategy == "incremental" or (strategy == "auto" and horizon is not None)
@@ -149,6 +159,11 @@ class QueuePoller:
             self.heartbeat = now
             await anyio.sleep_until(next_at)
 
+    @property
+    def strategy(self) -> Strategy:
+        """How the next poll gathers (read-only: it changes only when a poll is applied)."""
+        return self._lister
+
     async def poll(self) -> bool:
         """One poll; True if it was applied."""
         label = self.target.label
@@ -158,22 +173,16 @@ class QueuePoller:
         def on_retry(exc: DLIError, attempt: int, delay: float) -> None:
             self._events.poll_failed(label, str(exc), exc.error_code, attempt, delay, final=False)
 
-        def gather() -> Awaitable[Gathered]:
-            return self._lister.gather(
-                self._client,
-                self.target.queue,
-                page_size=self._page_size,
-                budget=budget,
-                on_retry=on_retry,
-            )
-
+        lister = self._lister
         try:
-            try:
-                gathered = await gather()
-            except FiltersIgnored as exc:
-                # Nothing of this poll was applied, so nothing was forgotten: list it all.
-                self._switch(FullListing(), f"{exc}; listing every job from now on", pin=True)
-                gathered = await gather()
+            gathered = await self._gather(lister, budget, on_retry)
+            if isinstance(lister, IncrementalListing):
+                why = incremental_usable(gathered, self._book.current)
+                if why is not None:
+                    # Nothing of this poll was applied, so nothing was forgotten: list it all.
+                    lister = FullListing(probe=True)
+                    self._switch(lister, f"{why}; listing every job")
+                    gathered = await self._gather(lister, budget, on_retry)
             listing = gathered.listing
             missing = self._snapshot.missing(listing.jobs) if self._snapshot is not None else []
             confirmed, gone = await self._confirm(missing, budget, on_retry)
@@ -195,40 +204,57 @@ class QueuePoller:
         if listing.unknown_state:
             self._metrics.rejected_rows.labels(label, "unknown_state").inc(listing.unknown_state)
 
-        self._totals = gathered.totals
         self._apply(
-            Observation(listing.jobs, confirmed, gone, listing.complete, gathered.history_before_ms)
+            Observation(
+                listing.jobs, confirmed, gone, listing.complete, gathered.history_before_ms
+            ),
+            lister,
+            gathered,
         )
-        self._choose_strategy(gathered)
         return True
 
-    def _choose_strategy(self, gathered: Gathered) -> None:
-        """``auto``: list everything while that is cheap; past :data:`AUTO_INCREMENTAL_AFTER`
-        requests per listing, list only what can have changed."""
-        if (
-            self._strategy_setting == "auto"
-            and not self._pinned_full
-            and isinstance(self._lister, FullListing)
-            and gathered.full_listing_requests > AUTO_INCREMENTAL_AFTER
-        ):
-            created = [t.job.create_time for t in self._snapshot or () if t.job.create_time]
-            self._switch(
-                IncrementalListing(max(created, default=None)),
-                f"a full listing takes {gathered.full_listing_requests} requests",
-            )
+    async def _gather(
+        self, lister: Strategy, budget: RetryBudget, on_retry: RetryCallback
+    ) -> Gathered:
+        gathered = await lister.gather(
+            self._client,
+            self.target.queue,
+            page_size=self._page_size,
+            behaviour=self._book.current,
+            budget=budget,
+            on_retry=on_retry,
+        )
+        self._book.learn(gathered.facts)
+        return gathered
 
-    def _switch(
-        self, lister: FullListing | IncrementalListing, reason: str, *, pin: bool = False
-    ) -> None:
-        self._lister = lister
-        self._pinned_full = self._pinned_full or pin
+    def _next_strategy(self, current: Strategy, gathered: Gathered) -> Strategy:
+        """The strategy of the next poll, given what this (applied) poll showed."""
+        name, reason, probe = choose(
+            self._strategy_setting,
+            self.target.queue,
+            self._book.current,
+            gathered.full_listing_requests,
+        )
+        if isinstance(current, IncrementalListing):
+            if name == "incremental":
+                return IncrementalListing(gathered.watermark_ms)
+            lister: Strategy = FullListing(probe=probe)
+        elif name == "incremental":
+            created = [t.job.create_time for t in self._snapshot or () if t.job.create_time]
+            lister = IncrementalListing(max(created, default=None))
+        else:
+            return FullListing(probe=probe)
+        self._switch(lister, reason)
+        return lister
+
+    def _switch(self, lister: Strategy, reason: str) -> None:
         self._events.strategy(self.target.label, lister.name, reason)
 
     async def _confirm(
         self,
         missing: list[TrackedJob],
         budget: RetryBudget,
-        on_retry: Callable[[DLIError, int, float], None],
+        on_retry: RetryCallback,
     ) -> tuple[dict[str, Job], frozenset[str]]:
         """Detail requests for active jobs missing from the listing. A job whose request fails
         stays unconfirmed (unchanged in the snapshot) until a later poll."""
@@ -240,12 +266,17 @@ class QueuePoller:
                 job = await self._client.get_job(
                     tracked.job.id, queue=tracked.job.queue, budget=budget, on_retry=on_retry
                 )
-            except DLIError:
+            except UnknownJobState as exc:
+                if exc.state not in self._unknown_detail_states:  # logged once per spelling
+                    self._unknown_detail_states.add(exc.state)
+                    self._events.rows_rejected(self.target.label, 0, 1, exc.request_id)
+                self._metrics.rejected_rows.labels(self.target.label, "unknown_state").inc()
                 return
-            if job is None:
-                gone.add(tracked.job.id)
-            else:
-                confirmed[job.id] = job
+            except DLIError as exc:
+                if is_gone(exc):
+                    gone.add(tracked.job.id)
+                return  # anything else leaves the job unconfirmed until a later poll
+            confirmed[job.id] = job
 
         if missing:
             async with anyio.create_task_group() as tg:
@@ -253,11 +284,13 @@ class QueuePoller:
                     tg.start_soon(confirm, tracked)
         return confirmed, frozenset(gone)
 
-    def _apply(self, observation: Observation) -> None:
-        """Publish and swap in the poll's result. No await here: it happens whole or not at all."""
+    def _apply(self, observation: Observation, lister: Strategy, gathered: Gathered) -> None:
+        """Publish and swap in the poll's result, its strategy's watermark and API counts
+        included. No await here: it happens whole or not at all."""
         label = self.target.label
         now = self._clock()
         now_ms = int(now * 1000)
+        self._totals = gathered.totals
         if self._snapshot is None:
             snapshot = JobSnapshot.baseline(
                 observation.listed.values(), now_ms=now_ms, horizon_ms=observation.history_before_ms
@@ -277,6 +310,7 @@ class QueuePoller:
                 self._events.change(queue, change)
                 self._metrics.record(queue, change)
         self._snapshot = snapshot
+        self._lister = self._next_strategy(lister, gathered)
         self._metrics.up.labels(label).set(1)
         self._metrics.last_success.labels(label).set(now)
         self.ready = True

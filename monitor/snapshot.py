@@ -11,21 +11,27 @@ Rules (DESIGN.md, "Semantics that must hold"):
 * a job missing from a listing is not gone: active ones are confirmed by a detail request first
   (the poller fills ``Observation.confirmed`` / ``Observation.gone``); terminal ones are forgotten
   silently, but only after a listing known to be complete, and their ids are remembered for a
-  while (tombstones) so that paging churn cannot make an old job look new.
+  while (tombstones) so that paging churn cannot make an old job look new;
+* an active job that stays missing and unconfirmed (its detail requests fail, or answer with
+  something other than the code table's "does not exist") is kept, never reported as vanished;
+  after :data:`UNCONFIRMED_TTL_MS` it is forgotten with a ``Forgotten`` change, so a job the API
+  no longer shows cannot stay counted as active forever.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from monitor.dli.models import ACTIVE_STATES, Job, JobState
 
 __all__ = [
     "DIRECT_EDGES",
+    "UNCONFIRMED_TTL_MS",
     "Change",
     "Diff",
     "Discovered",
+    "Forgotten",
     "JobSnapshot",
     "Observation",
     "StateSummary",
@@ -35,6 +41,9 @@ __all__ = [
 ]
 
 S = JobState
+#: an active job missing from every listing, whose absence no detail answer confirmed, is
+#: forgotten after this long (Unix ms)
+UNCONFIRMED_TTL_MS = 3_600_000
 
 #: The lifecycle's edges. A change along any other forward path skipped a state in between.
 DIRECT_EDGES: frozenset[tuple[JobState, JobState]] = frozenset(
@@ -68,6 +77,8 @@ class TrackedJob:
     job: Job
     since_ms: int
     recoveries: int = 0
+    #: since when (Unix ms) the job has been missing from the listings, unconfirmed
+    missing_since_ms: int | None = None
 
     @property
     def state(self) -> JobState:
@@ -103,7 +114,17 @@ class Vanished:
     last_state: JobState
 
 
-Change = Discovered | Transition | Vanished
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """An active job missing from the listings for :data:`UNCONFIRMED_TTL_MS` whose detail
+    never said it no longer exists: dropped, without claiming it vanished."""
+
+    job: Job
+    last_state: JobState
+    missing_seconds: float
+
+
+Change = Discovered | Transition | Vanished | Forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +285,8 @@ class JobSnapshot:
                 tracked, transition = _advance(prev, job, now_ms)
                 jobs[job_id] = tracked
                 changes.append(transition)
+            elif prev.missing_since_ms is not None:
+                jobs[job_id] = replace(prev, missing_since_ms=None)
 
         for job_id, tracked in self._jobs.items():
             if job_id in seen:
@@ -271,6 +294,15 @@ class JobSnapshot:
             if job_id in observation.gone and tracked.job.state in ACTIVE_STATES:
                 del jobs[job_id]
                 changes.append(Vanished(tracked.job, tracked.job.state))
+            elif tracked.job.state in ACTIVE_STATES:
+                missing = tracked.missing_since_ms
+                if missing is None:
+                    jobs[job_id] = replace(tracked, missing_since_ms=now_ms)
+                elif now_ms - missing >= UNCONFIRMED_TTL_MS:
+                    del jobs[job_id]
+                    changes.append(
+                        Forgotten(tracked.job, tracked.job.state, (now_ms - missing) / 1000)
+                    )
             elif observation.complete and tracked.job.state not in ACTIVE_STATES:
                 del jobs[job_id]
                 if not self._is_history(tracked.job, horizon):

@@ -30,6 +30,7 @@ def _row(t: TrackedJob) -> list[Any]:
     return [
         j.id, j.state.value, j.queue, j.name, j.owner, j.app_id, j.kind, j.sc_type,
         j.create_time, j.update_time, j.duration_ms, t.since_ms, t.recoveries,
+        t.missing_since_ms,
     ]  # fmt: skip
 
 
@@ -57,9 +58,11 @@ def encode(
 
 
 def _tracked(row: Any) -> TrackedJob:
-    if not isinstance(row, list) or len(row) != 13:
+    # 13 fields in files written before missing_since_ms was kept (it then starts afresh)
+    if not isinstance(row, list) or len(row) not in (13, 14):
         raise StateRejected("a job row has the wrong shape")
-    (job_id, state, queue, name, owner, app_id, kind, sc_type, ct, ut, dur, since, rec) = row
+    (job_id, state, queue, name, owner, app_id, kind, sc_type, ct, ut, dur, since, rec) = row[:13]
+    missing = row[13] if len(row) == 14 else None
     strings = (job_id, state, queue, name, owner, app_id, kind, sc_type)
     if not all(isinstance(v, str) for v in strings):
         raise StateRejected("a job row has a non-text field")
@@ -67,12 +70,14 @@ def _tracked(row: Any) -> TrackedJob:
         raise StateRejected("a job row has a non-integer time")
     if not isinstance(since, int) or not isinstance(rec, int):
         raise StateRejected("a job row has a non-integer time")
+    if missing is not None and (isinstance(missing, bool) or not isinstance(missing, int)):
+        raise StateRejected("a job row has a non-integer time")
     try:
         parsed = JobState(state)
     except ValueError:
         raise StateRejected(f"unknown job state {state!r}") from None
     job = Job(job_id, parsed, queue, name, owner, app_id, kind, sc_type, ct, ut, dur)
-    return TrackedJob(job, since, rec)
+    return TrackedJob(job, since, rec, missing)
 
 
 def decode(data: bytes, *, project_id: str, endpoint: str) -> dict[str, JobSnapshot]:

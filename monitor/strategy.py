@@ -1,37 +1,51 @@
-"""How one poll gathers what it observes: a full listing, or only what can have changed.
+"""How one poll gathers what it observes, and which way of gathering a queue's polls use.
 
 :class:`FullListing` pages through every job of the queue; its cost grows with the history the
-API keeps. :class:`IncrementalListing` lists the active states with the API's ``state`` filter,
-the jobs created since the newest one already seen (``order=CREATE_TIME_DESC`` + ``start``), and
-counts the terminal states from the ``total`` of one-row requests, so its cost grows with the
-active and recently created jobs only. Active jobs that left the active listings are confirmed
-with detail requests by the poller, as for a full listing, so both see every change.
+API keeps, and it relies on nothing but the rows. :class:`IncrementalListing` lists the active
+states with the API's ``state`` filter, the jobs created since the newest one already seen
+(``order=CREATE_TIME_DESC`` + ``start``), and counts the terminal states from the ``total`` of
+one-row requests, so its cost grows with the active and recently created jobs only; it is exact
+only where the API honours those filters and ``total`` counts filtered rows, which
+:func:`choose` and :func:`incremental_usable` check against the observed
+:class:`~monitor.behaviour.ApiBehaviour`. Active jobs that left the listings are confirmed with
+detail requests by the poller, as for a full listing, so both see every change.
 
-Both give a :class:`Gathered`: the jobs to diff, whether the listing is complete, and (for the
-incremental strategy) the per-state totals the snapshot does not hold.
+Strategies hold no mutable state: a gather returns a :class:`Gathered`, including the watermark
+it proposes, and the poller commits that in the same step as the snapshot, so a poll abandoned
+after gathering changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
-from monitor.dli.client import DLIClient, Listing, RetryBudget
-from monitor.dli.errors import DLIError
+from monitor.behaviour import ApiBehaviour, PassFacts, TotalMeaning
 from monitor.dli.models import ACTIVE_STATES, TERMINAL_STATES, JobState
+from monitor.dli.source import JobSource, RetryBudget, RetryCallback
+from monitor.paging import Listing, Query, list_all
 from monitor.tasks import run_all
 
-__all__ = ["FiltersIgnored", "FullListing", "Gathered", "IncrementalListing"]
+__all__ = [
+    "AUTO_INCREMENTAL_AFTER",
+    "WATERMARK_MARGIN_MS",
+    "FullListing",
+    "Gathered",
+    "IncrementalListing",
+    "Strategy",
+    "choose",
+    "incremental_usable",
+]
 
-RetryCallback = Callable[[DLIError, int, float], None]
 #: jobs created this long before the newest one seen are listed again: creation and visibility
 #: in the listing are not strictly ordered (a job may show up a moment after a newer one)
 WATERMARK_MARGIN_MS = 60 * 1000
+#: with ``poll_strategy=auto``, a queue whose full listing takes more requests than this is
+#: polled incrementally (a few requests for its active and new jobs)
+AUTO_INCREMENTAL_AFTER = 10
 
-
-class FiltersIgnored(Exception):
-    """The API answered a ``state``-filtered listing with rows in other states."""
+StrategySetting = Literal["auto", "full", "incremental"]
 
 
 @dataclass(slots=True)
@@ -46,79 +60,144 @@ class Gathered:
     full_listing_requests: int = 0
     #: finished jobs created before this are history, not listed any more (incremental only)
     history_before_ms: int | None = None
+    #: the watermark the next incremental poll starts from, once this poll is applied
+    watermark_ms: int | None = None
+    #: facts beyond the listing's own passes (the one-row count requests)
+    probes: list[PassFacts] = field(default_factory=list)
+
+    @property
+    def facts(self) -> list[PassFacts]:
+        return [*self.listing.facts, *self.probes]
 
 
 class FullListing:
-    """Every job of the queue, every poll."""
+    """Every job of the queue, every poll. With ``probe``, also the ``total`` of one-row
+    ``state`` requests for the terminal states, compared with the listing's own counts: what
+    shows whether incremental polls could count from ``total``."""
 
     name = "full"
 
+    def __init__(self, *, probe: bool = False) -> None:
+        self.probe = probe
+
     async def gather(
         self,
-        client: DLIClient,
+        source: JobSource,
         queue: str | None,
         *,
         page_size: int,
+        behaviour: ApiBehaviour,
         budget: RetryBudget,
         on_retry: RetryCallback,
     ) -> Gathered:
-        listing = await client.list_jobs(
-            queue, page_size=page_size, budget=budget, on_retry=on_retry
+        listing = await list_all(
+            source,
+            Query(queue),
+            page_size=page_size,
+            trust_total=behaviour.pages_by_total,
+            budget=budget,
+            on_retry=on_retry,
         )
-        return Gathered(listing, full_listing_requests=listing.requests)
+        gathered = Gathered(listing, full_listing_requests=listing.requests)
+        if self.probe and queue is not None and listing.complete:
+            counts = dict.fromkeys(TERMINAL_STATES, 0)
+            for job in listing.jobs.values():
+                if job.state in counts:
+                    counts[job.state] += 1
+            rows = listing.facts[0].rows if listing.facts else 0
+            for state in sorted(TERMINAL_STATES):
+                page, _ = await source.list_page(
+                    offset=0,
+                    size=1,
+                    queue=queue,
+                    filters=Query(queue, state).filters(),
+                    budget=budget,
+                    on_retry=on_retry,
+                )
+                listing.requests += 1
+                total = page.total
+                # Jobs finish between the listing and the probe: only an exact match, or a total
+                # that covers the whole queue for a state that does not, is evidence.
+                clear = total is not None and (
+                    total == counts[state] or (total >= rows > counts[state])
+                )
+                gathered.probes.append(
+                    PassFacts(
+                        filtered_state=state,
+                        filtered_queue=True,
+                        totals=frozenset({total}),
+                        rows=counts[state],
+                        settled=clear,
+                        foreign_state=any(j.state is not state for j in page.jobs),
+                    )
+                )
+        return gathered
 
 
+@dataclass(frozen=True, slots=True)
 class IncrementalListing:
     """Active jobs, new jobs, and terminal counts: the cost of what can have changed."""
 
+    #: newest create_time seen; jobs created since (minus a margin) are listed each poll
+    watermark_ms: int | None = None
     name = "incremental"
-
-    def __init__(self, watermark_ms: int | None = None) -> None:
-        #: newest create_time seen; jobs created since (minus a margin) are listed each poll
-        self.watermark_ms = watermark_ms
 
     async def gather(
         self,
-        client: DLIClient,
+        source: JobSource,
         queue: str | None,
         *,
         page_size: int,
+        behaviour: ApiBehaviour,
         budget: RetryBudget,
         on_retry: RetryCallback,
     ) -> Gathered:
         active: dict[JobState, Listing] = {}
-        counted: dict[JobState, int] = {}
+        counted: dict[JobState, int | None] = {}
+        probes: list[PassFacts] = []
         recent: list[Listing] = []
+        trust = behaviour.pages_by_total
+        since = None if self.watermark_ms is None else self.watermark_ms - WATERMARK_MARGIN_MS
 
         async def list_state(state: JobState) -> None:
-            active[state] = await client.list_jobs(
-                queue,
+            active[state] = await list_all(
+                source,
+                Query(queue, state),
                 page_size=page_size,
-                filters=[("state", state.value)],
+                trust_total=trust,
                 budget=budget,
                 on_retry=on_retry,
             )
 
         async def count_state(state: JobState) -> None:
-            page, _ = await client.list_page(
+            page, _ = await source.list_page(
                 offset=0,
                 size=1,
                 queue=queue,
-                filters=[("state", state.value)],
+                filters=Query(queue, state).filters(),
                 budget=budget,
                 on_retry=on_retry,
             )
-            if any(job.state is not state for job in page.jobs):
-                raise FiltersIgnored(f"a state={state.value} listing returned other states")
             counted[state] = page.total
+            whole = page.total is not None and page.total <= 1
+            probes.append(
+                PassFacts(
+                    filtered_state=state,
+                    filtered_queue=True,
+                    totals=frozenset({page.total}),
+                    rows=page.rows,
+                    settled=whole,
+                    foreign_state=any(j.state is not state for j in page.jobs),
+                )
+            )
 
         async def list_recent() -> None:
-            since = 0 if self.watermark_ms is None else self.watermark_ms - WATERMARK_MARGIN_MS
             recent.append(
-                await client.list_jobs(
-                    queue,
+                await list_all(
+                    source,
+                    Query(queue, since_ms=0 if since is None else since),
                     page_size=page_size,
-                    filters=[("order", "CREATE_TIME_DESC"), ("start", str(max(0, since)))],
+                    trust_total=trust,
                     budget=budget,
                     on_retry=on_retry,
                 )
@@ -131,21 +210,63 @@ class IncrementalListing:
         )
 
         listing = Listing()
-        for state, passed in active.items():
-            if any(job.state is not state for job in passed.jobs.values()):
-                raise FiltersIgnored(f"a state={state.value} listing returned other states")
-            listing.merge(passed)
+        for state in sorted(active):
+            listing.merge(active[state])
         listing.requests += len(counted)
         # New jobs may be in any state; an active one is in both listings, the same reading or a
         # later one, and either is a real state the job was in.
         listing.merge(recent[0], keep_existing=True)
-        everything = sum(counted.values()) + sum(len(v.jobs) for v in active.values())
-        gathered = Gathered(
-            listing, totals=counted, full_listing_requests=max(1, -(-everything // page_size))
-        )
+        totals = {s: n for s, n in counted.items() if n is not None}
+        everything = sum(totals.values()) + sum(len(v.jobs) for v in active.values())
         created = [j.create_time for j in listing.jobs.values() if j.create_time is not None]
-        if created:
-            self.watermark_ms = max(max(created), self.watermark_ms or 0)
-        if self.watermark_ms is not None:
-            gathered.history_before_ms = self.watermark_ms - WATERMARK_MARGIN_MS
-        return gathered
+        watermark = max([*created, self.watermark_ms or 0]) if created else self.watermark_ms
+        return Gathered(
+            listing,
+            totals=totals,
+            full_listing_requests=max(1, -(-everything // page_size)),
+            history_before_ms=(None if watermark is None else watermark - WATERMARK_MARGIN_MS),
+            watermark_ms=watermark,
+            probes=probes,
+        )
+
+
+Strategy = FullListing | IncrementalListing
+
+
+def incremental_usable(gathered: Gathered, behaviour: ApiBehaviour) -> str | None:
+    """Why an incremental poll must be discarded (``behaviour`` already includes what the poll
+    itself showed), or ``None`` if it is exact."""
+    blocker = behaviour.incremental_blocker()
+    if blocker is not None:
+        return blocker
+    if any(f.foreign_state for f in gathered.facts):
+        return "a state-filtered listing returned other states"
+    if not behaviour.counts_by_total:
+        return "total is not yet shown to count the rows a state filter selects"
+    if len(gathered.totals) != len(TERMINAL_STATES):
+        return "a terminal-state count came without a total"
+    return None
+
+
+def choose(
+    setting: StrategySetting,
+    queue: str | None,
+    behaviour: ApiBehaviour,
+    full_listing_requests: int,
+) -> tuple[Literal["full", "incremental"], str, bool]:
+    """The strategy for a queue's next polls: (name, reason, whether a full listing should
+    probe ``total``). The one place where that is decided."""
+    if queue is None:
+        return "full", "a project-wide poll has no queue to count terminal states in", False
+    if setting == "full":
+        return "full", "poll_strategy=full", False
+    blocker = behaviour.incremental_blocker()
+    if blocker is not None:
+        return "full", blocker, False
+    wanted = setting == "incremental" or full_listing_requests > AUTO_INCREMENTAL_AFTER
+    if not wanted:
+        return "full", f"a full listing takes {full_listing_requests} requests", False
+    if not behaviour.counts_by_total:
+        probing = behaviour.total is not TotalMeaning.UNKNOWN or full_listing_requests > 0
+        return "full", "total is not yet shown to count filtered rows", probing
+    return "incremental", f"a full listing takes {full_listing_requests} requests", False

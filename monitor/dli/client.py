@@ -1,12 +1,16 @@
-"""The DLI client: one aiohttp session, signing, limits, retries and paging.
+"""The DLI client: one aiohttp session, signing, limits and retries; a :class:`JobSource`.
 
 :class:`DLIClient` is a thin layer: it sends, retries what is transient, and parses; it holds no
-monitoring rules. Every request goes through one shared concurrency limit and one shared rate
-limit, so all queues together stay within ``max_concurrency`` and ``max_rps``.
+monitoring rules (paging is :mod:`monitor.paging`'s). Every request goes through one shared
+concurrency limit and one shared rate ceiling, so all queues together stay within
+``max_concurrency`` requests in flight and ``max_rps`` requests in any second.
 
-Retries: 429, 5xx, timeouts, connection errors and unreadable 2xx bodies are retried with
-exponential backoff and full jitter, honouring ``Retry-After``, up to ``RetryPolicy.attempts``
-per request and a :class:`RetryBudget` per poll. Any other 4xx raises at once.
+Retries: throttling (429, or ``APIG.0308`` / ``APIGW.0308`` with any status), 5xx and
+``DLI.0999`` (whatever its status), timeouts, connection errors and unreadable 2xx bodies are
+retried with exponential backoff and full jitter, honouring ``Retry-After`` (seconds or an HTTP
+date) and waiting at least one second after throttling that names no delay, up to
+``RetryPolicy.attempts`` per request and a :class:`RetryBudget` per poll. Any other 4xx raises
+at once.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -28,14 +32,13 @@ from monitor.dli.auth import NoAuth, OutgoingRequest, Signer, canonical_query
 from monitor.dli.errors import APIError, DLIError, MalformedResponse, RequestTimeout, TransportError
 from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
 from monitor.dli.ratelimit import RateLimiter
-from monitor.tasks import run_all
+from monitor.dli.source import RetryBudget, RetryCallback
 
-__all__ = ["ClientHooks", "DLIClient", "Listing", "RetryBudget", "RetryPolicy"]
+__all__ = ["ClientHooks", "DLIClient", "RetryBudget", "RetryPolicy"]
 
 T = TypeVar("T")
-RetryCallback = Callable[[DLIError, int, float], None]
-#: a server answering full pages forever must not keep us paging forever
-MAX_PAGES = 10_000
+#: Huawei's guidance after throttling is to wait 2-5 s; without Retry-After we wait 1-3 s
+THROTTLE_FLOOR = (1.0, 3.0)
 #: a 401 with the server's clock this far from ours (seconds) is reported as clock skew
 CLOCK_SKEW_WARNING = 60.0
 
@@ -56,23 +59,20 @@ class RetryPolicy:
         so a flaky API delays a poll by at most a few intervals (0.5 s … 30 s at 30 s polls)."""
         return cls(base_delay=min(0.5, poll_interval / 20), max_delay=min(30.0, poll_interval))
 
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Full jitter (uniform in [0, cap]); at least what the server asked for."""
+    def delay(
+        self,
+        attempt: int,
+        retry_after: float | None,
+        rng: random.Random,
+        *,
+        throttled: bool = False,
+    ) -> float:
+        """Full jitter (uniform in [0, cap]); at least what the server asked for, and after
+        throttling that named no delay, at least a jittered second or more."""
         jitter = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        if retry_after is None and throttled:
+            return max(jitter, rng.uniform(*THROTTLE_FLOOR))
         return max(jitter, retry_after or 0.0)
-
-
-@dataclass(slots=True)
-class RetryBudget:
-    """Retries one poll may still spend across all its requests."""
-
-    retries: int = 8
-
-    def take(self) -> bool:
-        if self.retries <= 0:
-            return False
-        self.retries -= 1
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,36 +83,6 @@ class ClientHooks:
     on_malformed: Callable[[str], None] = lambda endpoint: None
     #: a 401 came with a server Date this far (seconds, ours minus theirs) from our clock
     on_clock_skew: Callable[[float], None] = lambda skew: None
-
-
-@dataclass(slots=True)
-class Listing:
-    """A full paging pass, deduplicated by job id.
-
-    ``complete`` is true when ``total`` stayed the same on every page and the rows read cover it,
-    i.e. no job can have slipped between pages.
-    """
-
-    jobs: dict[str, Job] = field(default_factory=dict)
-    complete: bool = True
-    requests: int = 0
-    rejected: int = 0
-    unknown_state: int = 0
-    request_id: str | None = None
-
-    def merge(self, other: Listing, *, keep_existing: bool = False) -> None:
-        """Add another pass (of the same queue) to this one; it is complete only if both are.
-        With ``keep_existing``, a job already here keeps its reading."""
-        if keep_existing:
-            for job_id, job in other.jobs.items():
-                self.jobs.setdefault(job_id, job)
-        else:
-            self.jobs.update(other.jobs)
-        self.complete = self.complete and other.complete
-        self.requests += other.requests
-        self.rejected += other.rejected
-        self.unknown_state += other.unknown_state
-        self.request_id = other.request_id or self.request_id
 
 
 def _http_date(value: str | None) -> float | None:
@@ -142,6 +112,23 @@ def _skew(server_date: str | None) -> float | None:
     return None if when is None else time.time() - when
 
 
+def _error_fields(doc: dict[str, object]) -> tuple[str, str]:
+    """(code, message) from an error body in any form huaweicloudsdkcore accepts:
+    ``error_code``/``error_msg``, ``errorCode``/``errorMsg``, ``code``/``message``, or one of
+    those nested one level down (``{"error": {"code": …, "message": …}}``)."""
+    for code_key, msg_key in (("error_code", "error_msg"), ("errorCode", "errorMsg")):
+        if code_key in doc or msg_key in doc:
+            return str(doc.get(code_key) or ""), str(doc.get(msg_key) or "")
+    if isinstance(doc.get("code"), str) or "message" in doc:
+        return str(doc.get("code") or ""), str(doc.get("message") or "")
+    for value in doc.values():
+        if isinstance(value, dict):
+            code, message = _error_fields(value)
+            if code or message:
+                return code, message
+    return "", ""
+
+
 def _api_error(
     status: int, body: bytes, request_id: str | None, retry_after: float | None
 ) -> APIError:
@@ -151,11 +138,13 @@ def _api_error(
     except orjson.JSONDecodeError:
         doc = None
     if isinstance(doc, dict):
-        code = str(doc.get("error_code") or doc.get("code") or "")
-        message = str(doc.get("error_msg") or doc.get("message") or "")
+        code, message = _error_fields(doc)
+        body_rid = doc.get("request_id") or doc.get("requestId")
+        if not request_id and isinstance(body_rid, str):
+            request_id = body_rid
     if not message and body and doc is None:
         message = body[:200].decode("utf-8", "replace").strip()
-    return APIError(status, code, message, request_id, retry_after)
+    return APIError(status, code, message[:500], request_id, retry_after)
 
 
 class DLIClient:
@@ -182,7 +171,7 @@ class DLIClient:
         self._prefix = parts.path
         self.project_id = project_id
         self._signer = signer or NoAuth()
-        self._max_concurrency = max_concurrency
+        self.max_concurrency = max_concurrency
         self._slots = anyio.CapacityLimiter(max_concurrency)
         self._rate = RateLimiter(max_rps)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -216,88 +205,6 @@ class DLIClient:
             on_retry,
         )
 
-    async def list_jobs(
-        self,
-        queue: str | None,
-        *,
-        page_size: int = 100,
-        filters: Sequence[tuple[str, str]] = (),
-        budget: RetryBudget | None = None,
-        on_retry: RetryCallback | None = None,
-    ) -> Listing:
-        """Page through every job of ``queue`` (all of the project's if ``None``).
-
-        The first page gives ``total``; the other pages are then fetched concurrently by at most
-        ``max_concurrency`` workers (so other queues' requests interleave fairly), and pages are
-        read on from there if ``total`` grew meanwhile.
-        """
-        budget = budget or RetryBudget()
-        listing = Listing()
-        totals: set[int] = set()
-
-        async def fetch(offset: int, size: int) -> ListPage:
-            page, request_id = await self.list_page(
-                offset=offset,
-                size=size,
-                queue=queue,
-                filters=filters,
-                budget=budget,
-                on_retry=on_retry,
-            )
-            listing.requests += 1
-            listing.request_id = request_id
-            totals.add(page.total)
-            return page
-
-        first = await fetch(0, page_size)
-        pages = {0: first}
-        size = page_size
-        if 0 < first.rows < page_size and first.rows < first.total:
-            size = first.rows  # the server caps page sizes: use its size from now on
-        end = first.rows
-        if first.rows and end < first.total:
-            offsets = range(end, first.total, size)
-            pages.update(await self._fetch_concurrently(fetch, offsets, size))
-            end = offsets[-1] + pages[offsets[-1]].rows
-            # Rows inserted at the head while we paged pushed older rows further down: read on.
-            while pages[max(pages)].rows == size and end < max(totals):
-                if len(pages) >= MAX_PAGES:
-                    raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
-                pages[end] = await fetch(end, size)
-                end += pages[end].rows
-        rows = read = 0
-        for offset in sorted(pages):
-            page = pages[offset]
-            rows += page.rows
-            read += len(page.jobs)
-            listing.rejected += page.rejected
-            listing.unknown_state += page.unknown_state
-            for job in page.jobs:
-                # Seen twice (rows shifted under us): keep the reading from the later page.
-                listing.jobs[job.id] = job
-        # Rows shifted under us if total moved, or if a job was read twice (an insert and a
-        # delete can leave total unchanged): then a job may have slipped between two pages.
-        listing.complete = len(totals) == 1 and rows >= min(totals) and read == len(listing.jobs)
-        return listing
-
-    async def _fetch_concurrently(
-        self,
-        fetch: Callable[[int, int], Awaitable[ListPage]],
-        offsets: range,
-        size: int,
-    ) -> dict[int, ListPage]:
-        if len(offsets) > MAX_PAGES:
-            raise MalformedResponse(f"total implies more than {MAX_PAGES} pages")
-        pages: dict[int, ListPage] = {}
-        todo = iter(offsets)
-
-        async def worker() -> None:
-            for offset in todo:
-                pages[offset] = await fetch(offset, size)
-
-        await run_all([worker] * min(self._max_concurrency, len(offsets)))
-        return pages
-
     async def get_job(
         self,
         job_id: str,
@@ -305,21 +212,16 @@ class DLIClient:
         queue: str | None = None,
         budget: RetryBudget | None = None,
         on_retry: RetryCallback | None = None,
-    ) -> Job | None:
-        """The job's detail, or ``None`` if the API says it does not exist."""
-        try:
-            return await self._request(
-                "detail",
-                f"/v2.0/{self.project_id}/batches/{job_id}",
-                [],
-                lambda body, rid: parse_job_detail(body, default_queue=queue or "", request_id=rid),
-                budget or RetryBudget(),
-                on_retry,
-            )
-        except APIError as exc:
-            if exc.not_found:
-                return None
-            raise
+    ) -> Job:
+        """The job's detail; an API error (including "does not exist") is raised."""
+        return await self._request(
+            "detail",
+            f"/v2.0/{self.project_id}/batches/{job_id}",
+            [],
+            lambda body, rid: parse_job_detail(body, default_queue=queue or "", request_id=rid),
+            budget or RetryBudget(),
+            on_retry,
+        )
 
     async def _request(
         self,
@@ -348,7 +250,8 @@ class DLIClient:
                     or not budget.take()
                 ):
                     raise
-                delay = self._retry.delay(attempt, exc.retry_after, self._rng)
+                throttled = isinstance(exc, APIError) and exc.throttled
+                delay = self._retry.delay(attempt, exc.retry_after, self._rng, throttled=throttled)
                 if on_retry is not None:
                     on_retry(exc, attempt, delay)
                 await anyio.sleep(delay)
@@ -363,8 +266,10 @@ class DLIClient:
         qs = canonical_query(query)
         url = URL(f"{self._base}{path}" + (f"?{qs}" if qs else ""), encoded=True)
         async with self._slots:
-            await self._rate.acquire()
+            # Signed first: fetching fresh credentials must not sit between the ceiling's count
+            # and the request's departure.
             headers = await self._signer.headers(request)
+            await self._rate.acquire()
             try:
                 async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
                     body = await resp.read()

@@ -4,17 +4,32 @@
 ``error_msg``, ``X-Request-Id``); ``TransportError`` and ``RequestTimeout`` are failures before an
 answer arrived; ``MalformedResponse`` is an answer we cannot read. ``retryable`` tells the retry
 loop what to do without it knowing the subclasses.
+
+Retryability is decided on the API's code as well as the HTTP status: DLI answers server-side
+failures as ``DLI.0999`` whatever the status (often 400), and the API gateway throttles with
+``APIG.0308`` / ``APIGW.0308``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "NOT_FOUND_CODES",
+    "SERVER_ERROR_CODES",
+    "THROTTLE_CODES",
     "APIError",
     "DLIError",
     "MalformedResponse",
     "RequestTimeout",
     "TransportError",
+    "UnknownJobState",
 ]
+
+#: the API gateway's "too many requests", whatever status it comes with
+THROTTLE_CODES = frozenset({"APIG.0308", "APIGW.0308"})
+#: DLI's "internal service error", which it may send with HTTP 400
+SERVER_ERROR_CODES = frozenset({"DLI.0999"})
+#: the code table's "the object does not exist" (DLI error code reference)
+NOT_FOUND_CODES = frozenset({"DLI.0002"})
 
 
 class DLIError(Exception):
@@ -48,8 +63,13 @@ class APIError(DLIError):
         self.retry_after = retry_after
         # Throttling and server-side failures are transient; any other 4xx means our request
         # (its configuration) is wrong and repeating it cannot help.
-        self.retryable = status == 429 or status >= 500
+        self.retryable = self.throttled or status >= 500 or code in SERVER_ERROR_CODES
         super().__init__(str(self))
+
+    @property
+    def throttled(self) -> bool:
+        """The gateway's rate limit answered, not DLI."""
+        return self.status == 429 or self.code in THROTTLE_CODES
 
     def __str__(self) -> str:
         rid = f" (request id {self.request_id})" if self.request_id else ""
@@ -59,11 +79,6 @@ class APIError(DLIError):
     @property
     def error_code(self) -> str:
         return self.code or f"HTTP{self.status}"
-
-    @property
-    def not_found(self) -> bool:
-        """True when the service says the object does not exist (404, or 400 ``DLI.0002``)."""
-        return self.status == 404 or self.code == "DLI.0002"
 
 
 class TransportError(DLIError):
@@ -87,3 +102,14 @@ class MalformedResponse(DLIError):
     def __init__(self, message: str, request_id: str | None = None) -> None:
         self.request_id = request_id
         super().__init__(message + (f" (request id {request_id})" if request_id else ""))
+
+
+class UnknownJobState(DLIError):
+    """A job's detail names a state we do not know. Not retried: asking again gives the same
+    answer until the job's state changes, which a later poll sees."""
+
+    def __init__(self, state: str, request_id: str | None = None) -> None:
+        self.state = state
+        self.request_id = request_id
+        rid = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"unknown job state {state!r}{rid}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from monitor.dli.errors import MalformedResponse
+from monitor.dli.errors import MalformedResponse, UnknownJobState
 
 __all__ = [
     "ACTIVE_STATES",
@@ -25,6 +25,7 @@ __all__ = [
     "ListPage",
     "parse_job_detail",
     "parse_list_page",
+    "parse_state",
 ]
 
 
@@ -45,6 +46,11 @@ class JobState(enum.StrEnum):
 ACTIVE_STATES = frozenset({JobState.STARTING, JobState.RUNNING, JobState.RECOVERING})
 TERMINAL_STATES = frozenset({JobState.SUCCESS, JobState.DEAD})
 _STATES: dict[str, JobState] = {s.value: s for s in JobState}
+
+
+def parse_state(raw: str) -> JobState | None:
+    """A state as the API spells it (``running``, ``Running``, ``RUNNING``), or ``None``."""
+    return _STATES.get(raw) or _STATES.get(raw.strip().lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +76,16 @@ class ListPage:
 
     ``rows`` is how many rows the page carried (what decides whether it was the last page);
     ``rejected`` of them were malformed and ``unknown_state`` had a state we do not know.
+    ``total`` is ``None`` when the API left it out. ``spelling`` is a state as the API spelt it
+    when that was not the documented lower case (``Running``), for the behaviour report.
     """
 
-    total: int
+    total: int | None
     rows: int
     jobs: tuple[Job, ...]
     rejected: int = 0
     unknown_state: int = 0
+    spelling: str | None = None
 
 
 def _shared(row: dict[str, Any], key: str) -> str:
@@ -112,7 +121,7 @@ def _job(row: object, default_queue: str) -> Job:
     state = row.get("state")
     if not isinstance(job_id, str) or not job_id or not isinstance(state, str):
         raise TypeError("row has no id or state")
-    parsed = _STATES.get(state)
+    parsed = parse_state(state)
     if parsed is None:
         raise _UnknownState(state)
     # The list rows document both `queue` and `cluster_name`; old rows carry only the latter.
@@ -153,19 +162,31 @@ def parse_list_page(
         sessions = []
     if not isinstance(sessions, list):
         raise MalformedResponse("'sessions' is not a list", request_id)
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise MalformedResponse("'total' is missing or not a non-negative integer", request_id)
+    # Livy-style APIs may leave `total` out; one that is there must be a count.
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+        raise MalformedResponse("'total' is not a non-negative integer", request_id)
     jobs: list[Job] = []
     rejected = unknown = 0
+    spelling: str | None = None
     for row in sessions:
         try:
-            jobs.append(_job(row, default_queue))
+            job = _job(row, default_queue)
         except _UnknownState:
             unknown += 1
+            continue
         except TypeError:
             rejected += 1
+            continue
+        jobs.append(job)
+        if spelling is None and row["state"] != job.state.value:
+            spelling = row["state"]
     return ListPage(
-        total=total, rows=len(sessions), jobs=tuple(jobs), rejected=rejected, unknown_state=unknown
+        total=total,
+        rows=len(sessions),
+        jobs=tuple(jobs),
+        rejected=rejected,
+        unknown_state=unknown,
+        spelling=spelling,
     )
 
 
@@ -175,6 +196,7 @@ def parse_job_detail(body: bytes, *, default_queue: str = "", request_id: str | 
     try:
         return _job(doc, default_queue)
     except _UnknownState as exc:
-        raise MalformedResponse(f"unknown job state {exc.args[0]!r}", request_id) from None
+        # Not retried: the same job gives the same unknown state until its state changes.
+        raise UnknownJobState(str(exc.args[0])[:40], request_id) from None
     except TypeError as exc:
         raise MalformedResponse(f"job detail is malformed: {exc}", request_id) from None

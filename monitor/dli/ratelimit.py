@@ -1,49 +1,63 @@
-"""A token-bucket rate limit shared by every queue's poller.
+"""The request ceiling shared by every queue's poller, counted as the API gateway counts it.
+
+Huawei gives a quota as "limit: N, time: 1 second": the gateway answers 429 when more than N
+requests arrive within any one second. A token bucket lets up to 2N through in one second (a
+full bucket, then a second's refill), so this is a sliding window instead: a request may start
+only when fewer than N requests started in the last ``window`` seconds. ``window`` is a little
+over a second so that jitter between our clock and the moment a request reaches the gateway
+cannot put N+1 arrivals into one gateway second.
 
 Waiters are served first come, first served (``anyio.Lock`` is fair), so one busy queue cannot
-starve the others; a cancelled waiter gives its place up without consuming a token.
+starve the others; a cancelled waiter gives its place up without taking a slot.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import anyio
 
-__all__ = ["RateLimiter"]
+__all__ = ["DEFAULT_WINDOW", "RateLimiter"]
+
+#: one gateway second plus a margin for the time between our stamp and the request's arrival
+DEFAULT_WINDOW = 1.05
 
 
 class RateLimiter:
-    """At most ``rate`` acquisitions per second on average, bursts of up to ``burst``."""
+    """At most ``limit`` acquisitions in any ``window`` seconds. A fractional limit rounds down;
+    one below 1 (0.5 per second) becomes one request per ``1 / limit`` seconds."""
 
-    __slots__ = ("_burst", "_clock", "_lock", "_rate", "_stamp", "_tokens")
+    __slots__ = ("_clock", "_limit", "_lock", "_starts", "_window")
 
     def __init__(
-        self, rate: float, burst: float | None = None, clock: Callable[[], float] | None = None
+        self,
+        limit: float,
+        *,
+        window: float = DEFAULT_WINDOW,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self._rate = rate
-        # A burst of one second's worth (at least one request) keeps the start-up sweep quick.
-        self._burst = max(1.0, burst if burst is not None else rate)
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self._limit = max(1, int(limit))
+        self._window = window if limit >= 1 else max(window, 1 / limit)
         self._clock = clock or anyio.current_time
-        self._tokens = self._burst
-        self._stamp: float | None = None
+        #: start times of the last ``limit`` acquisitions, oldest first
+        self._starts: deque[float] = deque(maxlen=self._limit)
         self._lock = anyio.Lock()
 
     @property
-    def rate(self) -> float:
-        return self._rate
+    def limit(self) -> int:
+        return self._limit
 
     async def acquire(self) -> None:
-        """Wait until a request may be sent."""
+        """Wait until a request may be sent, and count it as sent now."""
         async with self._lock:
-            while True:
-                now = self._clock()
-                if self._stamp is not None:
-                    self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await anyio.sleep((1 - self._tokens) / self._rate)
+            while len(self._starts) == self._limit:
+                wait = self._starts[0] + self._window - self._clock()
+                if wait <= 0:
+                    break
+                await anyio.sleep(wait)
+            self._starts.append(self._clock())

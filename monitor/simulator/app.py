@@ -1,15 +1,17 @@
 """The simulator's HTTP face: DLI's batch endpoints over aiohttp, with optional faults.
 
 Endpoints: ``GET /v2.0/{project_id}/batches`` (offset paging and every documented filter, plus
-``order``, ``start`` and ``end``), ``GET …/batches/{batch_id}`` and ``…/{batch_id}/state``.
-Bad parameters answer 400 ``DLI.0001`` and unknown ids 400 ``DLI.0002``, in DLI's error body.
+``order``, ``start`` and ``end``), ``GET …/batches/{batch_id}`` and ``…/{batch_id}/state``; the
+answers themselves come from :mod:`monitor.simulator.api` under the simulator's
+:class:`~monitor.simulator.api.ApiVariant`. In front of them: signature checks, random faults,
+and (``gateway_limit``) the API gateway's sliding-window rate limit, which answers 429
+``APIG.0308`` to a request that would make more than that many in any one second.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
-import re
 import time
 import uuid
 from collections import deque
@@ -22,15 +24,11 @@ import orjson
 from aiohttp import web
 
 from monitor.dli.auth import OutgoingRequest
-from monitor.dli.models import JobState
+from monitor.simulator.api import Answer, ApiVariant, detail_answer, error_body, list_answer
 from monitor.simulator.gateway import verify_signature
 from monitor.simulator.world import World
 
 __all__ = ["Faults", "Simulator", "make_app", "running_simulator"]
-
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_ORDERS = frozenset({"CREATE_TIME_DESC", "CREATE_TIME_ASC", "DURATION_DESC", "DURATION_ASC"})
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass(slots=True)
@@ -49,8 +47,6 @@ class Faults:
     #: per list request: a new job lands at the head of the queue and its oldest finished job
     #: is deleted, so rows shift both ways between the pages of a pass
     churn: float = 0.0
-    #: answer as an API version that does not know the ``state`` filter would
-    ignore_state_filter: bool = False
 
 
 class Simulator:
@@ -64,8 +60,17 @@ class Simulator:
         seed: int = 0,
         credentials: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        variant: ApiVariant | None = None,
+        gateway_limit: int | None = None,
     ) -> None:
         self.world = world
+        self.variant = variant or ApiVariant()
+        #: the gateway's ceiling: at most this many requests accepted in any one second
+        self.gateway_limit = gateway_limit
+        #: monotonic arrival times of the requests the gateway let through (last second)
+        self._accepted: deque[float] = deque()
+        #: how many requests the gateway throttled
+        self.gateway_throttled = 0
         #: (ak, sk): when set, every request must carry a valid SDK-HMAC-SHA256 signature
         self.credentials = credentials
         self.faults = faults or Faults()
@@ -80,22 +85,41 @@ class Simulator:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    @staticmethod
-    def error(status: int, code: str, message: str) -> web.Response:
-        return web.json_response(
-            {"error_code": code, "error_msg": message},
-            status=status,
-            headers={"X-Request-Id": uuid.uuid4().hex},
-            dumps=lambda o: orjson.dumps(o).decode(),
+    def error(self, status: int, code: str, message: str) -> web.Response:
+        rid = uuid.uuid4().hex
+        return self._respond(
+            Answer(status, error_body(code, message, self.variant.error_style, rid)), rid
         )
 
     @staticmethod
-    def ok(doc: object) -> web.Response:
+    def _respond(answer: Answer, rid: str) -> web.Response:
         return web.Response(
-            body=orjson.dumps(doc),
+            body=orjson.dumps(answer.doc),
+            status=answer.status,
             content_type="application/json",
-            headers={"X-Request-Id": uuid.uuid4().hex},
+            headers={"X-Request-Id": rid},
         )
+
+    def _throttled(self) -> web.Response:
+        response = self.error(
+            429, self.variant.throttle_code, "The throttling threshold has been reached"
+        )
+        if self.variant.throttle_retry_after:
+            response.headers["Retry-After"] = f"{self.faults.retry_after:g}"
+        return response
+
+    def _gateway(self) -> web.Response | None:
+        """The gateway's sliding window: throttle a request that would be one too many."""
+        if self.gateway_limit is None:
+            return None
+        now = time.monotonic()
+        while self._accepted and now - self._accepted[0] >= 1.0:
+            self._accepted.popleft()
+        if len(self._accepted) >= self.gateway_limit:
+            self.gateway_throttled += 1
+            return self._throttled()
+        self._accepted.append(now)
+        return None
 
     async def _faulty(self, request: web.Request) -> web.Response | None:
         """Roll the dice for this request; an answer here replaces the real one."""
@@ -105,13 +129,12 @@ class Simulator:
         if f.timeout and roll() < f.timeout:
             await anyio.sleep(f.timeout_seconds)
         if f.throttle and roll() < f.throttle:
-            response = self.error(429, "APIGW.0308", "The throttling threshold has been reached")
-            response.headers["Retry-After"] = f"{f.retry_after:g}"
-            return response
+            return self._throttled()
+        status = self.variant.server_error_status
         if request.query.get("queue_name") in f.failing_queues:
-            return self.error(500, "DLI.0999", "Internal service error")
+            return self.error(status, "DLI.0999", "Internal service error")
         if f.server_error and roll() < f.server_error:
-            return self.error(500, "DLI.0999", "Internal service error")
+            return self.error(status, "DLI.0999", "Internal service error")
         return None
 
     def _check_project(self, request: web.Request) -> web.Response | None:
@@ -123,47 +146,18 @@ class Simulator:
 
     async def list_batches(self, request: web.Request) -> web.Response:
         q = request.query
-
-        def integer(name: str, default: int, hi: int) -> int:
-            raw = q.get(name)
-            if raw is None or raw == "":
-                return default
-            if not raw.isdigit() or int(raw) > hi:
-                raise ValueError(name)
-            return int(raw)
-
-        try:
-            offset = integer("from", 0, 2**31)
-            size = integer("size", 100, MAX_PAGE_SIZE)
-            start = integer("start", -1, 2**62)
-            end = integer("end", -1, 2**62)
-            state_raw = q.get("state")
-            state = JobState(state_raw) if state_raw else None
-            order = q.get("order") or "CREATE_TIME_DESC"
-            if order not in _ORDERS:
-                raise ValueError("order")
-        except ValueError as exc:
-            name = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
-            return self.error(400, "DLI.0001", f"Parameter check errors occur: {name}")
-        queue = q.get("queue_name") or q.get("cluster_name") or None
         if self.faults.churn and self._rng.random() < self.faults.churn:
+            queue = q.get("queue_name") or q.get("cluster_name")
             self.world.churn(queue or self._rng.choice(self.world.queues))
-        jobs = self.world.select(
-            queue=queue,
-            state=None if self.faults.ignore_state_filter else state,
-            job_id=q.get("job-id") or None,
-            job_name=q.get("job_name") or None,
-            owner=q.get("owner") or None,
-            start=None if start < 0 else start,
-            end=None if end < 0 else end,
-            order=order,
-        )
-        now = self.world.now_ms
-        rows = [job.row(now) for job in jobs[offset : offset + size]]
-        doc = {"from": offset, "total": len(jobs), "sessions": rows}
-        if self.faults.malformed and self._rng.random() < self.faults.malformed:
-            return self._malformed(doc)
-        return self.ok(doc)
+        rid = uuid.uuid4().hex
+        answer = list_answer(self.world, q, self.variant, rid)
+        if (
+            answer.status == 200
+            and self.faults.malformed
+            and self._rng.random() < self.faults.malformed
+        ):
+            return self._malformed(answer.doc)
+        return self._respond(answer, rid)
 
     def _malformed(self, doc: dict[str, object]) -> web.Response:
         kind = self._rng.randrange(3)
@@ -177,26 +171,19 @@ class Simulator:
             body=body, content_type="application/json", headers={"X-Request-Id": uuid.uuid4().hex}
         )
 
-    def _job(self, request: web.Request) -> tuple[object, web.Response | None]:
-        batch_id = request.match_info["batch_id"]
-        if not _UUID.match(batch_id):
-            return None, self.error(400, "DLI.0001", "Parameter check errors occur: batch_id")
-        job = self.world.jobs.get(batch_id)
-        if job is None:
-            return None, self.error(400, "DLI.0002", "The object does not exist.")
-        return job, None
-
     async def show_batch(self, request: web.Request) -> web.Response:
-        job, err = self._job(request)
-        if err is not None:
-            return err
-        return self.ok(job.detail(self.world.now_ms))  # type: ignore[attr-defined]
+        rid = uuid.uuid4().hex
+        batch_id = request.match_info["batch_id"]
+        return self._respond(
+            detail_answer(self.world, batch_id, self.variant, state_only=False, request_id=rid), rid
+        )
 
     async def show_batch_state(self, request: web.Request) -> web.Response:
-        job, err = self._job(request)
-        if err is not None:
-            return err
-        return self.ok({"id": job.id, "state": job.state.value})  # type: ignore[attr-defined]
+        rid = uuid.uuid4().hex
+        batch_id = request.match_info["batch_id"]
+        return self._respond(
+            detail_answer(self.world, batch_id, self.variant, state_only=True, request_id=rid), rid
+        )
 
     @web.middleware
     async def middleware(
@@ -204,6 +191,9 @@ class Simulator:
     ) -> web.StreamResponse:
         self.requests += 1
         self.request_log.append((time.monotonic(), request.path))
+        throttled = self._gateway()
+        if throttled is not None:
+            return throttled
         fault = await self._faulty(request)
         if fault is not None:
             return fault

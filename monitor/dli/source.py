@@ -1,0 +1,67 @@
+"""The seam between the poll rules and the API: :class:`JobSource`.
+
+:class:`~monitor.dli.client.DLIClient` satisfies it over HTTP; tests satisfy it with an
+in-memory fake, so paging, strategies and the poller are tested in milliseconds without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from monitor.dli.errors import DLIError
+from monitor.dli.models import Job, ListPage
+
+__all__ = ["JobSource", "RetryBudget", "RetryCallback"]
+
+#: told of each retry: the error, the attempt that failed (1-based), the delay before the next
+RetryCallback = Callable[[DLIError, int, float], None]
+
+
+@dataclass(slots=True)
+class RetryBudget:
+    """Retries one poll may still spend across all its requests."""
+
+    retries: int = 8
+
+    def take(self) -> bool:
+        if self.retries <= 0:
+            return False
+        self.retries -= 1
+        return True
+
+
+class JobSource(Protocol):
+    """Where jobs are read from: one list page, or one job's detail."""
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests worth having in flight at once (the client's shared limit)."""
+        ...
+
+    async def list_page(
+        self,
+        *,
+        offset: int,
+        size: int,
+        queue: str | None = None,
+        filters: Sequence[tuple[str, str]] = (),
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> tuple[ListPage, str | None]:
+        """One page of ``GET /v2.0/{project_id}/batches`` and its request id; raises
+        :class:`~monitor.dli.errors.DLIError` once retries are spent."""
+        ...
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        queue: str | None = None,
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> Job:
+        """One job's detail; raises :class:`~monitor.dli.errors.DLIError` (whether an error
+        means the job is gone is decided by :func:`monitor.behaviour.is_gone`)."""
+        ...
