@@ -28,13 +28,15 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from monitor.dli.auth import AkSkSigner
-from monitor.dli.client import ClientHooks, DLIClient
+from monitor.dli.client import ClientHooks, DLIClient, RetryBudget
 from monitor.dli.models import JobState, parse_list_page
 from monitor.events import EventLog, configure_logging
 from monitor.metrics import Metrics
+from monitor.paging import Query, list_all
 from monitor.poller import QueuePoller, Target
 from monitor.simulator.world import Lifecycle, World
 from monitor.snapshot import JobSnapshot, Observation, StateSummary
+from monitor.strategy import StrategySetting
 
 AK, SK, PROJECT = "BENCHACCESSKEY", "bench-secret-key", "benchproject"
 LATENCY = 0.02
@@ -235,7 +237,10 @@ async def _ours(url: str, queues: list[str]) -> int:
         client = _client(session, url)
         requests = 0
         for queue in queues:
-            listing = await client.list_jobs(queue, page_size=100)
+            # Steady state: the daemon pages by total once a pass has shown it matches the rows.
+            listing = await list_all(
+                client, Query(queue), page_size=100, trust_total=True, budget=RetryBudget()
+            )
             requests += listing.requests
         return requests
 
@@ -304,7 +309,9 @@ def bench_listing(sizes: list[int], with_sdk: bool) -> None:
                 figures[f"sdk_list_{jobs}_cpu_ratio"] = round(scpu / cpu, 2)
 
 
-async def _daemon_rounds(url: str, queues: list[str], strategy: str, rounds: int) -> list[Any]:
+async def _daemon_rounds(
+    url: str, queues: list[str], strategy: StrategySetting, rounds: int
+) -> list[Any]:
     """Poll every queue ``rounds`` times through the daemon's real poll path (events to a null
     stream); per round: (CPU seconds, requests)."""
     configure_logging("json", io.StringIO())

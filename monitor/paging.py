@@ -1,7 +1,8 @@
 """Offset paging that ends on evidence from the rows, over any :class:`JobSource`.
 
 A pass ends on an empty page, or on a short page (fewer rows than asked). A short *first* page
-may instead be a server-side cap on ``size``, so it is confirmed by one probe at the next offset.
+may instead be a server-side cap on ``size``, so it is confirmed by one probe at the next offset
+(unless a trusted ``total`` says the page holds every row).
 ``total`` bounds the pass only when the API has been seen to count the rows it lists
 (``trust_total``): then the pages below it are fetched concurrently. Otherwise pages are read one
 after another, because a ``total`` that counts every job of the project would have us fetch
@@ -124,13 +125,14 @@ async def list_all(
     pages: dict[int, ListPage] = {0: await fetch(0, page_size)}
     size = page_size
     end = pages[0].rows
-    if 0 < end < page_size:
+    total = pages[0].total
+    covered = trust_total and total is not None and end >= total
+    if 0 < end < page_size and not covered:
         # End of the data, or the server caps page sizes: one probe tells.
         pages[end] = await fetch(end, page_size)
         if pages[end].rows:
             size = end
         end += pages[end].rows
-    total = pages[0].total
     if trust_total and total is not None and pages[max(pages)].rows == size and end < total:
         offsets = range(end, total, size)
         if len(offsets) > MAX_PAGES:

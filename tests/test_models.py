@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from monitor.dli.errors import MalformedResponse
+from monitor.dli.errors import MalformedResponse, UnknownJobState
 from monitor.dli.models import JobState, parse_job_detail, parse_list_page
 
 SEED_EXAMPLE = b"""{
@@ -66,7 +66,6 @@ def test_bad_rows_are_counted_not_fatal() -> None:
         b"{",
         b"[]",
         b'{"total": "1", "sessions": []}',
-        b'{"sessions": []}',
         b'{"total": 1, "sessions": {}}',
         b'{"total": -1, "sessions": []}',
     ],
@@ -76,6 +75,18 @@ def test_malformed_envelope_is_rejected_whole(body: bytes) -> None:
         parse_list_page(body, request_id="rid-1")
 
 
+def test_a_page_without_total_is_read_by_its_rows() -> None:
+    page = parse_list_page(b'{"sessions": [{"id": "a", "state": "RUNNING"}]}')
+    assert page.total is None and page.rows == 1 and page.jobs[0].state.value == "running"
+    assert page.spelling == "RUNNING"
+
+
+def test_an_unknown_state_in_a_detail_is_not_retried() -> None:
+    with pytest.raises(UnknownJobState) as info:
+        parse_job_detail(b'{"id": "a", "state": "queued"}', request_id="r")
+    assert not info.value.retryable and info.value.state == "queued"
+
+
 def test_malformed_detail_names_the_request() -> None:
     with pytest.raises(MalformedResponse, match="rid-9"):
-        parse_job_detail(b'{"id": "x", "state": "weird"}', request_id="rid-9")
+        parse_job_detail(b'{"id": "x"}', request_id="rid-9")

@@ -1,0 +1,97 @@
+"""An in-memory :class:`~monitor.dli.source.JobSource` over a simulated world, and a fake clock.
+
+The answers come from the simulator's own pure answer functions (:mod:`monitor.simulator.api`)
+under any :class:`ApiVariant`, so poll rules are tested against every API behaviour in
+milliseconds, with no HTTP and no sleeps; time moves only when a test moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from monitor.dli.client import _api_error
+from monitor.dli.errors import DLIError
+from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
+from monitor.dli.source import RetryBudget, RetryCallback
+from monitor.simulator.api import ApiVariant, detail_answer, list_answer
+from monitor.simulator.world import World
+
+__all__ = ["FakeClock", "WorldSource"]
+
+
+@dataclass
+class FakeClock:
+    """Unix seconds that move only when told; also moves the world it drives."""
+
+    now: float
+    world: World | None = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        if self.world is not None:
+            self.world.advance(int(self.now * 1000))
+
+
+@dataclass
+class WorldSource:
+    """DLI's list and detail endpoints over ``world``, as ``variant`` answers them."""
+
+    world: World
+    variant: ApiVariant = field(default_factory=ApiVariant)
+    max_concurrency: int = 4
+    #: (endpoint, query) of every request, in order
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    #: errors the next requests raise instead of answering, first first
+    failures: list[DLIError] = field(default_factory=list)
+    #: called before every list answer (e.g. to move the world while a pass pages)
+    on_list: Callable[[dict[str, str]], None] | None = None
+
+    async def list_page(
+        self,
+        *,
+        offset: int,
+        size: int,
+        queue: str | None = None,
+        filters: Sequence[tuple[str, str]] = (),
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> tuple[ListPage, str | None]:
+        query = {"from": str(offset), "size": str(size), **dict(filters)}
+        if queue:
+            query["queue_name"] = queue
+        self.requests.append(("list", query))
+        if self.failures:
+            raise self.failures.pop(0)
+        if self.on_list is not None:
+            self.on_list(query)
+        answer = list_answer(self.world, query, self.variant)
+        body = orjson.dumps(answer.doc)
+        if answer.status != 200:
+            raise _api_error(answer.status, body, None, None)
+        return parse_list_page(body, default_queue=queue or ""), None
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        queue: str | None = None,
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> Job:
+        self.requests.append(("detail", {"id": job_id}))
+        if self.failures:
+            raise self.failures.pop(0)
+        answer = detail_answer(self.world, job_id, self.variant, state_only=False)
+        body = orjson.dumps(answer.doc)
+        if answer.status != 200:
+            raise _api_error(answer.status, body, None, None)
+        return parse_job_detail(body, default_queue=queue or "")
+
+    def lists(self) -> list[dict[str, str]]:
+        return [q for endpoint, q in self.requests if endpoint == "list"]

@@ -1,0 +1,171 @@
+"""Paging ends on the rows, whatever ``total`` counts; filters the API ignores are caught.
+
+Every test pages an in-memory world through the simulator's own answer functions under one
+:class:`ApiVariant`, so each open point of the API is tested alone, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from monitor.behaviour import ApiBehaviour, Seen, TotalMeaning
+from monitor.dli.models import JobState
+from monitor.dli.source import RetryBudget
+from monitor.paging import Query, list_all
+from monitor.simulator import ApiVariant, World
+from tests.fakes import WorldSource
+
+NOW_MS = 1_700_000_000_000
+
+
+def world(jobs: int = 47, queues: tuple[str, ...] = ("etl", "ml")) -> World:
+    return World("p1", queues, seed=3, now_ms=NOW_MS, initial_jobs=jobs)
+
+
+def truth(w: World, queue: str, state: JobState | None = None) -> set[str]:
+    return {
+        j.id for j in w.jobs.values() if j.queue == queue and (state is None or j.state is state)
+    }
+
+
+def past_end(source: WorldSource) -> int:
+    """Requests whose page came back empty: past the end of the data."""
+    return sum(
+        1
+        for q in source.lists()
+        if int(q["from"]) >= len(truth(source.world, q.get("queue_name", "")))
+    )
+
+
+# total is trusted only once it matched the rows, so never with total="project".
+@pytest.mark.parametrize(
+    ("total", "trust"),
+    [("filtered", False), ("filtered", True), ("project", False), ("missing", False)],
+)
+async def test_a_pass_lists_exactly_the_queue_and_at_most_one_page_past_its_end(
+    total: str, trust: bool
+) -> None:
+    w = world(jobs=60)
+    source = WorldSource(w, ApiVariant(total=total))  # type: ignore[arg-type]
+    listing = await list_all(
+        source, Query("etl"), page_size=7, trust_total=trust, budget=RetryBudget()
+    )
+    assert set(listing.jobs) == truth(w, "etl")
+    assert listing.complete
+    assert past_end(source) <= 1
+    assert listing.requests <= math.ceil(len(truth(w, "etl")) / 7) + 1
+
+
+async def test_a_livy_total_is_seen_as_unfiltered_and_never_paged_towards() -> None:
+    w = world(jobs=60)
+    source = WorldSource(w, ApiVariant(total="project"))
+    listing = await list_all(
+        source, Query("etl"), page_size=5, trust_total=False, budget=RetryBudget()
+    )
+    assert ApiBehaviour().learn(listing.facts).total is TotalMeaning.UNFILTERED
+    assert past_end(source) <= 1
+
+
+async def test_an_exact_multiple_of_the_page_size_costs_one_empty_page() -> None:
+    w = world(jobs=40, queues=("etl",))
+    source = WorldSource(w)
+    await list_all(source, Query("etl"), page_size=10, trust_total=False, budget=RetryBudget())
+    assert [int(q["from"]) for q in source.lists()] == [0, 10, 20, 30, 40]
+
+
+async def test_a_trusted_total_pages_concurrently_and_stops_at_it() -> None:
+    w = world(jobs=40, queues=("etl",))
+    source = WorldSource(w)
+    await list_all(source, Query("etl"), page_size=10, trust_total=True, budget=RetryBudget())
+    assert sorted(int(q["from"]) for q in source.lists()) == [0, 10, 20, 30]
+
+
+async def test_a_server_side_page_cap_is_found_with_one_probe_and_followed() -> None:
+    w = world(jobs=50, queues=("etl",))
+    source = WorldSource(w, ApiVariant(page_cap=8))
+    listing = await list_all(
+        source, Query("etl"), page_size=20, trust_total=False, budget=RetryBudget()
+    )
+    assert set(listing.jobs) == truth(w, "etl")
+    offsets = [int(q["from"]) for q in source.lists()]
+    assert offsets[:3] == [0, 8, 16]
+    assert past_end(source) <= 1
+
+
+async def test_rows_of_other_queues_are_dropped_when_the_queue_filter_is_ignored() -> None:
+    w = world(jobs=30)
+    source = WorldSource(w, ApiVariant(ignore_queue_filter=True))
+    listing = await list_all(
+        source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget()
+    )
+    assert set(listing.jobs) == truth(w, "etl")
+    assert ApiBehaviour().learn(listing.facts).queue_filter is Seen.IGNORED
+
+
+@pytest.mark.parametrize("case", ["title", "upper"])
+async def test_states_are_read_whatever_their_case(case: str) -> None:
+    w = world(jobs=25)
+    source = WorldSource(w, ApiVariant(state_case=case))  # type: ignore[arg-type]
+    listing = await list_all(
+        source, Query("etl"), page_size=10, trust_total=False, budget=RetryBudget()
+    )
+    assert {j.id: j.state for j in listing.jobs.values()} == {
+        j.id: j.state for j in w.jobs.values() if j.queue == "etl"
+    }
+    assert listing.unknown_state == 0
+    assert ApiBehaviour().learn(listing.facts).spelling in {"Running", "RUNNING", "Starting"} | {
+        s.value.title() for s in JobState
+    } | {s.value.upper() for s in JobState}
+
+
+async def test_an_ignored_order_is_seen_from_the_create_times() -> None:
+    w = world(jobs=30)
+    source = WorldSource(w, ApiVariant(default_order="oldest", ignore_order=True))
+    listing = await list_all(
+        source, Query("etl"), page_size=50, trust_total=False, budget=RetryBudget()
+    )
+    assert ApiBehaviour().learn(listing.facts).order is Seen.IGNORED
+    honoured = await list_all(
+        WorldSource(w, ApiVariant(default_order="oldest")),
+        Query("etl"),
+        page_size=50,
+        trust_total=False,
+        budget=RetryBudget(),
+    )
+    assert ApiBehaviour().learn(honoured.facts).order is Seen.HONOURED
+
+
+async def test_an_ignored_start_filter_is_caught_and_its_rows_dropped() -> None:
+    w = world(jobs=40)
+    since = sorted(j.create_time for j in w.jobs.values() if j.queue == "etl")[-5]
+    source = WorldSource(w, ApiVariant(ignore_time_filter=True))
+    listing = await list_all(
+        source,
+        Query("etl", since_ms=since),
+        page_size=3,
+        trust_total=False,
+        budget=RetryBudget(),
+    )
+    recent = {j.id for j in w.jobs.values() if j.queue == "etl" and j.create_time >= since}
+    assert set(listing.jobs) == recent
+    assert ApiBehaviour().learn(listing.facts).time_filter is Seen.IGNORED
+    # With the order honoured, paging stopped at the first page older than start.
+    assert listing.requests < math.ceil(len(truth(w, "etl")) / 3)
+
+
+async def test_a_pass_that_reads_a_job_twice_is_incomplete() -> None:
+    w = world(jobs=30, queues=("etl",))
+    source = WorldSource(w)
+
+    # A job lands at the head before every page: rows shift down, the next page repeats one.
+    def land(query: dict[str, str]) -> None:
+        w.submit("etl")
+
+    source.on_list = land
+    listing = await list_all(
+        source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget()
+    )
+    assert not listing.complete
+    assert not listing.facts[0].settled

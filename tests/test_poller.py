@@ -1,0 +1,247 @@
+"""The poller's rules, against an in-memory source and a fake clock: no HTTP, no sleeps.
+
+Each test drives a simulated world by hand (jobs submitted and moved explicitly), polls once per
+step, and asserts the exact events and metric samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import anyio
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from monitor.behaviour import BehaviourBook, TotalMeaning
+from monitor.dli.models import Job, JobState
+from monitor.dli.source import RetryBudget, RetryCallback
+from monitor.events import EventLog
+from monitor.metrics import Metrics
+from monitor.poller import QueuePoller, Target
+from monitor.simulator import ApiVariant, Lifecycle, World
+from monitor.snapshot import UNCONFIRMED_TTL_MS
+from monitor.strategy import FullListing, IncrementalListing, StrategySetting
+from tests.fakes import FakeClock, WorldSource
+
+S = JobState
+T0 = 1_700_000_000.0
+QUIET = Lifecycle(arrival_interval=0)
+
+
+class Rig:
+    """A world, a source over it, and one poller of queue ``etl``."""
+
+    def __init__(
+        self,
+        variant: ApiVariant | None = None,
+        *,
+        strategy: StrategySetting = "full",
+        jobs: int = 40,
+        source: WorldSource | None = None,
+    ) -> None:
+        self.world = World("p1", ("etl",), seed=5, now_ms=int(T0 * 1000), lifecycle=QUIET,
+                           initial_jobs=jobs)  # fmt: skip
+        # Freeze the seeded jobs' own plans: the tests move jobs explicitly.
+        for job in self.world.jobs.values():
+            job.plan = []
+        self.clock = FakeClock(T0, self.world)
+        self.source = source or WorldSource(self.world, variant or ApiVariant())
+        self.source.world = self.world
+        self.metrics = Metrics("test")
+        self.book = BehaviourBook()
+        self.poller = QueuePoller(
+            Target("etl"),
+            self.source,
+            EventLog("p1"),
+            self.metrics,
+            interval=30,
+            page_size=4,
+            strategy=strategy,
+            behaviour=self.book,
+            clock=self.clock,
+        )
+
+    async def poll(self) -> list[MutableMapping[str, Any]]:
+        with capture_logs() as logs:
+            await self.poller.poll()
+        return logs
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.metrics.registry.get_sample_value(name, labels)
+
+    def active(self) -> str:
+        return next(j.id for j in self.world.jobs.values() if j.state is S.RUNNING)
+
+
+def job_events(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str, str]]:
+    out = []
+    for e in logs:
+        if e["event"] == "job.transition":
+            out.append((e["event"], e["job_id"], e["to_state"]))
+        elif e["event"] in ("job.discovered", "job.vanished", "job.forgotten"):
+            out.append((e["event"], e["job_id"], e.get("state") or e.get("last_state", "")))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_structlog_leaks() -> Iterator[None]:
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ApiVariant(),
+        ApiVariant(total="project"),
+        ApiVariant(total="missing"),
+        ApiVariant(state_case="upper", default_order="oldest", ignore_order=True),
+        ApiVariant(page_cap=3, error_style="nested"),
+    ],
+    ids=["seeds", "livy-total", "no-total", "upper-oldest", "page-cap"],
+)
+async def test_a_transition_is_reported_once_on_every_api_variant(variant: ApiVariant) -> None:
+    rig = Rig(variant)
+    await rig.poll()  # baseline
+    job = rig.active()
+    rig.world.set_state(job, S.SUCCESS)
+    rig.clock.advance(30)
+    assert job_events(await rig.poll()) == [("job.transition", job, "success")]
+    assert job_events(await rig.poll()) == []
+    assert rig.sample("dli_monitor_up", queue="etl") == 1
+    assert (
+        rig.sample(
+            "dli_batch_job_transitions_total", queue="etl", from_state="running", to_state="success"
+        )
+        == 1
+    )
+    assert (
+        rig.sample("dli_batch_job_state_duration_seconds_count", queue="etl", state="running") == 1
+    )
+
+
+async def test_incremental_polls_on_a_livy_total_fall_back_to_full_listings_and_stay_exact() -> (
+    None
+):
+    rig = Rig(ApiVariant(total="project"), strategy="incremental")
+    for _ in range(3):
+        await rig.poll()
+        rig.clock.advance(30)
+    assert rig.book.current.total is TotalMeaning.UNFILTERED
+    assert isinstance(rig.poller.strategy, FullListing)
+    summary = rig.poller.summary
+    assert summary is not None
+    truth = rig.world.counts("etl")
+    assert {s: summary.counts.get(("etl", s), 0) for s in S} == truth
+
+
+async def test_a_filtered_total_is_proven_then_polls_go_incremental_and_count_from_it() -> None:
+    rig = Rig(strategy="incremental", jobs=60)
+    for _ in range(3):
+        await rig.poll()
+        rig.clock.advance(30)
+    assert rig.book.current.total is TotalMeaning.FILTERED
+    assert isinstance(rig.poller.strategy, IncrementalListing)
+    summary = rig.poller.summary
+    assert summary is not None
+    assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
+
+
+class StallingDetail(WorldSource):
+    """Detail requests never answer while ``stall`` is set (a poll cut off after gathering)."""
+
+    stall = True
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        queue: str | None = None,
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> Job:
+        if self.stall:
+            await anyio.sleep_forever()
+        return await super().get_job(job_id, queue=queue, budget=budget, on_retry=on_retry)
+
+
+async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_nothing() -> None:
+    world_source = StallingDetail(World("p1", ("etl",), now_ms=0))
+    rig = Rig(strategy="incremental", jobs=60, source=world_source)
+    world_source.stall = False
+    while not isinstance(rig.poller.strategy, IncrementalListing):
+        await rig.poll()
+        rig.clock.advance(30)
+    await rig.poll()
+    watermark = rig.poller.strategy.watermark_ms
+    # Five minutes pass; a short job starts and finishes; an active job is deleted, so the next
+    # poll must confirm it, and that poll is cut off while confirming.
+    rig.clock.advance(60)
+    short = rig.world.submit("etl").id
+    rig.clock.advance(60)
+    rig.world.set_state(short, S.RUNNING)
+    rig.world.set_state(short, S.SUCCESS)
+    rig.clock.advance(180)
+    rig.world.delete(rig.active())
+    world_source.stall = True
+    with capture_logs() as logs, anyio.move_on_after(0.2):
+        await rig.poller.poll()
+    assert job_events(logs) == []
+    assert isinstance(rig.poller.strategy, IncrementalListing)
+    assert rig.poller.strategy.watermark_ms == watermark
+    world_source.stall = False
+    rig.clock.advance(30)
+    reported = job_events(await rig.poll())
+    assert ("job.discovered", short, "success") in reported
+
+
+@pytest.mark.parametrize(
+    ("answer", "vanishes"), [("DLI.0002", True), ("404", False), ("DLI.0001", False)]
+)
+async def test_a_deleted_job_vanishes_only_on_the_documented_code(
+    answer: str, vanishes: bool
+) -> None:
+    rig = Rig(ApiVariant(deleted_answer=answer))  # type: ignore[arg-type]
+    await rig.poll()
+    job = rig.active()
+    rig.world.delete(job)
+    rig.clock.advance(30)
+    first = job_events(await rig.poll())
+    assert first == ([("job.vanished", job, "running")] if vanishes else [])
+    rig.clock.advance(30)
+    assert job_events(await rig.poll()) == []
+    if not vanishes:
+        # Never stuck as active forever: forgotten (not "vanished") after the TTL.
+        rig.clock.advance(UNCONFIRMED_TTL_MS / 1000)
+        assert job_events(await rig.poll()) == [("job.forgotten", job, "running")]
+        summary = rig.poller.summary
+        assert summary is not None
+        assert summary.counts.get(("etl", S.RUNNING), 0) == rig.world.counts("etl")[S.RUNNING]
+
+
+async def test_a_failed_detail_request_is_not_taken_for_a_deleted_job() -> None:
+    from monitor.dli.errors import APIError, RequestTimeout
+
+    rig = Rig()
+    await rig.poll()
+    job = rig.active()
+    rig.world.delete(job)
+    rig.clock.advance(30)
+    # The listing answers; the detail request then fails (a timeout, a 500, a 404 without code).
+    for failure in (
+        RequestTimeout("slow"),
+        APIError(500, "DLI.0999", "oops"),
+        APIError(404, "", ""),
+    ):
+        original = rig.source.get_job
+
+        async def failing(job_id: str, *, error: Exception = failure, **kw: Any) -> Job:
+            raise error
+
+        rig.source.get_job = failing  # type: ignore[method-assign]
+        assert job_events(await rig.poll()) == []
+        rig.source.get_job = original  # type: ignore[method-assign]
+    assert job_events(await rig.poll()) == [("job.vanished", job, "running")]
