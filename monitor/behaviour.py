@@ -111,6 +111,8 @@ class ApiBehaviour:
         rules them out."""
         if self.state_filter is Seen.IGNORED:
             return "the API ignores the state filter"
+        if self.queue_filter is Seen.IGNORED:
+            return "the API ignores the queue filter: its totals count other queues' jobs"
         if self.total in (TotalMeaning.UNFILTERED, TotalMeaning.MISSING):
             return f"total is {self.total.value}: terminal states cannot be counted from it"
         if self.time_filter is Seen.IGNORED and self.order is Seen.IGNORED:

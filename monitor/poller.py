@@ -187,7 +187,7 @@ class QueuePoller:
             missing = self._snapshot.missing(listing.jobs) if self._snapshot is not None else []
             confirmed, gone = await self._confirm(missing, budget, on_retry)
         except DLIError as exc:
-            self._failed(str(exc), exc.error_code, self._retries - budget.retries + 1)
+            self._failed(str(exc), exc.error_code, budget.spent + 1)
             return False
         finally:
             self._metrics.poll_duration.labels(label).observe(time.perf_counter() - started)

@@ -40,8 +40,9 @@ class Rig:
         strategy: StrategySetting = "full",
         jobs: int = 40,
         source: WorldSource | None = None,
+        queues: tuple[str, ...] = ("etl",),
     ) -> None:
-        self.world = World("p1", ("etl",), seed=5, now_ms=int(T0 * 1000), lifecycle=QUIET,
+        self.world = World("p1", queues, seed=5, now_ms=int(T0 * 1000), lifecycle=QUIET,
                            initial_jobs=jobs)  # fmt: skip
         # Freeze the seeded jobs' own plans: the tests move jobs explicitly.
         for job in self.world.jobs.values():
@@ -123,19 +124,36 @@ async def test_a_transition_is_reported_once_on_every_api_variant(variant: ApiVa
     )
 
 
-async def test_incremental_polls_on_a_livy_total_fall_back_to_full_listings_and_stay_exact() -> (
-    None
-):
-    rig = Rig(ApiVariant(total="project"), strategy="incremental")
-    for _ in range(3):
-        await rig.poll()
-        rig.clock.advance(30)
-    assert rig.book.current.total is TotalMeaning.UNFILTERED
+@pytest.mark.parametrize(
+    ("variant", "why"),
+    [
+        (ApiVariant(total="project"), "total is unfiltered"),
+        (ApiVariant(total="missing"), "total is missing"),
+        (ApiVariant(ignore_state_filter=True), "ignores the state filter"),
+        (ApiVariant(ignore_queue_filter=True), "ignores the queue filter"),
+        (
+            ApiVariant(ignore_time_filter=True, ignore_order=True, default_order="oldest"),
+            "ignores both start and order",
+        ),
+    ],
+    ids=["livy-total", "no-total", "state-ignored", "queue-ignored", "start-and-order-ignored"],
+)
+async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_inexact(
+    variant: ApiVariant, why: str
+) -> None:
+    rig = Rig(variant, strategy="incremental", jobs=80, queues=("etl", "ml"))
+    with capture_logs() as logs:
+        for _ in range(4):
+            rig.world.set_state(rig.active(), S.DEAD)
+            rig.clock.advance(30)
+            await rig.poller.poll()
+    assert rig.book.current.incremental_blocker() is not None
+    assert why in rig.book.current.incremental_blocker()  # type: ignore[operator]
     assert isinstance(rig.poller.strategy, FullListing)
+    assert [e["strategy"] for e in logs if e["event"] == "poll.strategy"][-1] == "full"
     summary = rig.poller.summary
     assert summary is not None
-    truth = rig.world.counts("etl")
-    assert {s: summary.counts.get(("etl", s), 0) for s in S} == truth
+    assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
 
 
 async def test_a_filtered_total_is_proven_then_polls_go_incremental_and_count_from_it() -> None:

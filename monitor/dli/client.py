@@ -235,6 +235,7 @@ class DLIClient:
         attempt = 0
         while True:
             attempt += 1
+            budget.sent()
             try:
                 body, request_id = await self._send(endpoint, path, query)
                 try:

@@ -21,14 +21,25 @@ RetryCallback = Callable[[DLIError, int, float], None]
 
 @dataclass(slots=True)
 class RetryBudget:
-    """Retries one poll may still spend across all its requests."""
+    """Retries one poll may still spend across all its requests: ``retries`` to start with, and
+    ``per_request`` more for each request sent, so a poll that pages through fifty pages can
+    ride out as many transient errors per page as a poll of five. Bounded all the same: a poll
+    sends at most a bounded number of requests (``MAX_PAGES`` per pass)."""
 
-    retries: int = 8
+    retries: float = 8
+    per_request: float = 0.25
+    #: retries spent so far
+    spent: int = 0
+
+    def sent(self) -> None:
+        """A request (first attempt or retry) went out."""
+        self.retries += self.per_request
 
     def take(self) -> bool:
-        if self.retries <= 0:
+        if self.retries < 1:
             return False
         self.retries -= 1
+        self.spent += 1
         return True
 
 

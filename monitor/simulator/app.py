@@ -71,6 +71,10 @@ class Simulator:
         self._accepted: deque[float] = deque()
         #: how many requests the gateway throttled
         self.gateway_throttled = 0
+        #: list requests at offset 0 (one per paging pass), and later pages that came back empty
+        #: (requests past the end of the data)
+        self.first_pages = 0
+        self.pages_past_end = 0
         #: (ak, sk): when set, every request must carry a valid SDK-HMAC-SHA256 signature
         self.credentials = credentials
         self.faults = faults or Faults()
@@ -151,6 +155,11 @@ class Simulator:
             self.world.churn(queue or self._rng.choice(self.world.queues))
         rid = uuid.uuid4().hex
         answer = list_answer(self.world, q, self.variant, rid)
+        if answer.status == 200:
+            if q.get("from", "0") in ("", "0"):
+                self.first_pages += 1
+            elif not answer.doc["sessions"]:
+                self.pages_past_end += 1
         if (
             answer.status == 200
             and self.faults.malformed
