@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -138,28 +139,21 @@ def test_credentials_from_sdk_variables_and_secrets_dir(
 
 @pytest.fixture
 def simulator() -> Iterator[str]:
+    with spawn_simulator("--ak", "AK1", "--sk", SECRET) as url:
+        yield url
+
+
+@contextmanager
+def spawn_simulator(*flags: str) -> Iterator[str]:
+    """``dli-monitor simulate`` (project p1, queues etl and adhoc) with ``flags``, on loopback."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "simulate",
-            "--port",
-            str(port),
-            "--project-id",
-            "p1",
-            "--queues",
-            "etl,adhoc",
-            "--ak",
-            "AK1",
-            "--sk",
-            SECRET,
-        ],
+        [sys.executable, "-m", "monitor", "simulate", "--port", str(port), "--project-id", "p1",
+         "--queues", "etl,adhoc", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
         assert proc.stdout is not None
         assert "simulating" in proc.stdout.readline()
@@ -167,6 +161,38 @@ def simulator() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("flags", "found", "deleted"),
+    [
+        ((), "total counts filtered rows; order honoured", "reported as job.vanished"),
+        (
+            ("--total", "project", "--ignore-order", "--default-order", "oldest"),
+            "total does not count filtered rows (paging by rows); order ignored",
+            "reported as job.vanished",
+        ),
+        (
+            ("--state-case", "upper", "--deleted-answer", "404", "--ignore-state-filter"),
+            "state filter ignored",
+            "never reported vanished",
+        ),
+    ],
+    ids=["seeds", "livy", "upper-404"],
+)
+def test_check_says_what_it_found_about_the_api(
+    flags: tuple[str, ...], found: str, deleted: str
+) -> None:
+    with spawn_simulator("--jobs", "120", *flags) as url:
+        env = {**BASE_ENV, "DLI_MONITOR_ENDPOINT": url, "DLI_MONITOR_QUEUES": "etl,nosuch"}
+        result = run_cli("check", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    etl, nosuch, answer = result.stdout.splitlines()
+    assert etl.startswith("etl: ok (60 jobs listed); ") and found in etl
+    assert nosuch.startswith("nosuch: ok, but 0 jobs: is the queue name right?")
+    assert answer.startswith("deleted jobs: answered HTTP") and deleted in answer
+    if "--state-case" in flags:
+        assert "states spelt like" in etl
 
 
 def test_check_ok_per_queue_and_401_with_a_wrong_key(simulator: str) -> None:
