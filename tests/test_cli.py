@@ -15,6 +15,8 @@ import pytest
 
 from monitor.config import ConfigError, load_settings
 
+pytestmark = pytest.mark.slow  # every test starts dli-monitor as a subprocess
+
 SECRET = "sk-0123456789-very-secret"
 
 
@@ -147,20 +149,20 @@ def simulator() -> Iterator[str]:
 def spawn_simulator(*flags: str) -> Iterator[str]:
     """``dli-monitor simulate`` (project p1, queues etl and adhoc) with ``flags``, on loopback."""
     port = free_port()
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "monitor", "simulate", "--port", str(port), "--project-id", "p1",
          "--queues", "etl,adhoc", *flags],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        assert "simulating" in proc.stdout.readline()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    ) as proc:  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            assert "simulating" in proc.stdout.readline()
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize(

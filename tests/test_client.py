@@ -175,8 +175,14 @@ async def test_every_error_body_form_is_read_and_dli_0999_is_retried_at_400(
 
 @pytest.mark.parametrize("code", ["APIG.0308", "APIGW.0308"])
 async def test_throttling_without_retry_after_waits_at_least_a_second(
-    client: DLIClient, code: str
+    client: DLIClient, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the wait is asserted, not served
+        slept.append(seconds)
+
+    monkeypatch.setattr("monitor.dli.client.anyio.sleep", sleep)
     delays: list[float] = []
     with aioresponses() as mock:
         # Throttled by code even when the gateway says 400, and with no Retry-After.
@@ -184,6 +190,7 @@ async def test_throttling_without_retry_after_waits_at_least_a_second(
         mock.get(LIST, payload=page(0))
         await client.list_page(offset=0, size=10, on_retry=lambda e, a, d: delays.append(d))
     assert len(delays) == 1 and 1.0 <= delays[0] <= 3.0
+    assert slept == delays
 
 
 def test_retry_after_as_an_http_date_is_honoured() -> None:

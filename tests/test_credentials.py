@@ -163,6 +163,7 @@ async def test_clock_skew_is_measured_and_reported_once() -> None:
     assert failed[0]["error_code"] == "APIGW.0301"
 
 
+@pytest.mark.slow
 async def test_no_secret_in_any_output_of_a_failing_run(tmp_path: Path) -> None:
     """Run the real daemon with keys the API rejects and a broken state directory; capture
     everything it prints; no secret may appear, whatever the path through the code."""

@@ -20,6 +20,8 @@ from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.harness import running
 from tests.truth import compare, parse_events
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the daemon against the simulator
+
 PROJECT = "e2eproject"
 QUEUES = ("etl", "adhoc")
 INTERVAL = 0.2

@@ -7,6 +7,7 @@ import time
 
 import anyio
 import orjson
+import pytest
 
 from monitor.config import Settings
 from monitor.daemon import Daemon
@@ -16,6 +17,8 @@ from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from monitor.snapshot import JobSnapshot, Observation
 from tests.harness import running
 from tests.truth import parse_events
+
+pytestmark = pytest.mark.slow  # the daemon against the simulator for seconds (rates, lifecycles)
 
 STILL = Lifecycle(
     starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0

@@ -263,3 +263,100 @@ async def test_a_failed_detail_request_is_not_taken_for_a_deleted_job() -> None:
         assert job_events(await rig.poll()) == []
         rig.source.get_job = original  # type: ignore[method-assign]
     assert job_events(await rig.poll()) == [("job.vanished", job, "running")]
+
+
+async def test_an_incomplete_listing_forgets_no_finished_job() -> None:
+    rig = Rig()
+    await rig.poll()
+    newest_first = rig.world.select(queue="etl", order="CREATE_TIME_DESC")
+    head, hidden = newest_first[0], newest_first[4]  # page_size is 4: `hidden` opens page 2
+    rig.world.set_state(hidden.id, S.SUCCESS)
+    rig.clock.advance(30)
+    await rig.poll()
+    before = rig.poller.summary
+    assert before is not None
+
+    # While the next pass pages, the newest job is deleted after page 1 was read: every row moves
+    # up one, `hidden` slips from page 2 into page 1's range and is read by neither. total
+    # changed between pages, so the pass is known to be incomplete.
+    def delete_head(query: dict[str, str]) -> None:
+        if query["from"] == "4" and head.id in rig.world.jobs:
+            rig.world.delete(head.id)
+
+    rig.source.on_list = delete_head
+    rig.clock.advance(30)
+    await rig.poll()
+    after = rig.poller.summary
+    assert after is not None
+    assert hidden.id in rig.poller.snapshot  # type: ignore[operator]
+    assert after.counts[("etl", S.SUCCESS)] == before.counts[("etl", S.SUCCESS)] - (
+        head.state is S.SUCCESS
+    )
+    assert hidden.id not in rig.poller.snapshot.tombstones  # type: ignore[union-attr]
+
+
+async def test_a_job_that_shows_up_late_within_the_margin_is_still_listed() -> None:
+    rig = Rig(strategy="incremental", jobs=60)
+    while not isinstance(rig.poller.strategy, IncrementalListing):
+        await rig.poll()
+        rig.clock.advance(30)
+    await rig.poll()
+    newest = rig.poller.strategy.watermark_ms
+    assert newest is not None
+    # A job created 30 s before the newest one seen becomes visible only now, already finished.
+    late = rig.world.submit("etl", at_ms=newest - 30_000)
+    rig.world.set_state(late.id, S.SUCCESS)
+    rig.clock.advance(30)
+    assert ("job.discovered", late.id, "success") in job_events(await rig.poll())
+
+
+class OddDetail(WorldSource):
+    """Answers every detail with a state this version does not know."""
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        queue: str | None = None,
+        budget: RetryBudget | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> Job:
+        from monitor.dli.errors import UnknownJobState
+
+        self.requests.append(("detail", {"id": job_id}))
+        raise UnknownJobState("QUEUED")
+
+
+async def test_an_unknown_state_in_a_detail_is_counted_logged_once_and_never_retried() -> None:
+    rig = Rig(source=OddDetail(World("p1", ("etl",), now_ms=0)))
+    await rig.poll()
+    job = rig.active()
+    rig.world.delete(job)
+    logs = []
+    for _ in range(3):
+        rig.clock.advance(30)
+        logs += await rig.poll()
+    details = [q for endpoint, q in rig.source.requests if endpoint == "detail"]
+    assert len(details) == 3, "one detail request per poll, none retried"
+    assert [e["event"] for e in logs if e["event"] == "poll.rows_rejected"] == [
+        "poll.rows_rejected"
+    ]
+    assert rig.sample("dli_monitor_rejected_rows_total", queue="etl", reason="unknown_state") == 3
+    assert job_events(logs) == []
+
+
+async def test_a_failed_poll_marks_the_queue_down_and_says_so_once_at_error_level() -> None:
+    from monitor.dli.errors import APIError
+
+    rig = Rig()
+    await rig.poll()
+    assert rig.sample("dli_monitor_up", queue="etl") == 1
+    rig.source.failures = [APIError(403, "DLI.0003", "forbidden")]
+    rig.clock.advance(30)
+    logs = await rig.poll()
+    assert rig.sample("dli_monitor_up", queue="etl") == 0
+    failed = [e for e in logs if e["event"] == "poll.failed"]
+    assert [(e["log_level"], e["error_code"]) for e in failed] == [("error", "DLI.0003")]
+    rig.clock.advance(30)
+    await rig.poll()
+    assert rig.sample("dli_monitor_up", queue="etl") == 1

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import anyio
 import orjson
+import pytest
 
 from monitor.config import Settings
 from monitor.daemon import Daemon
@@ -143,6 +144,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 async def test_a_real_prometheus_scrapes_every_series() -> None:
     async with running_daemon() as daemon:
         binary = require_tool("prometheus")

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from monitor.dli.models import Job, JobState
 from monitor.snapshot import (
     DIRECT_EDGES,
+    UNCONFIRMED_TTL_MS,
     Discovered,
+    Forgotten,
     JobSnapshot,
     Observation,
     Transition,
@@ -225,3 +227,63 @@ def test_a_missed_listing_never_invents_or_loses_a_change(
 def test_replace_keeps_records_hashable() -> None:
     a = job("a", S.RUNNING)
     assert replace(a, state=S.DEAD) != a and hash(a) == hash(job("a", S.RUNNING))
+
+
+def test_a_terminal_state_is_final_even_towards_the_other_terminal_state() -> None:
+    snap = JobSnapshot.baseline([job("a", S.SUCCESS), job("b", S.DEAD)], now_ms=T0)
+    swapped = Observation(listing(job("a", S.DEAD), job("b", S.SUCCESS)))
+    diff = snap.diff(swapped, now_ms=T0 + 1)
+    assert diff.changes == []
+    assert diff.snapshot.get("a").state is S.SUCCESS  # type: ignore[union-attr]
+
+
+@given(st.lists(st.sampled_from(list(S)), min_size=1, max_size=8))
+def test_nothing_is_reported_for_a_job_after_its_terminal_state(later: list[JobState]) -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    snap = snap.diff(Observation(listing(job("a", S.DEAD))), now_ms=T0 + 1).snapshot
+    for i, state in enumerate(later):
+        diff = snap.diff(Observation(listing(job("a", state)), complete=False), now_ms=T0 + 2 + i)
+        assert diff.changes == []
+        snap = diff.snapshot
+
+
+def test_an_unconfirmed_active_job_is_forgotten_after_the_ttl_and_not_before() -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    first = snap.diff(Observation({}), now_ms=T0 + 1)
+    assert first.changes == [] and first.snapshot.get("a").missing_since_ms == T0 + 1  # type: ignore[union-attr]
+    almost = first.snapshot.diff(Observation({}), now_ms=T0 + UNCONFIRMED_TTL_MS)
+    assert almost.changes == [] and "a" in almost.snapshot
+    gone = almost.snapshot.diff(Observation({}), now_ms=T0 + 1 + UNCONFIRMED_TTL_MS)
+    assert gone.changes == [Forgotten(job("a", S.RUNNING), S.RUNNING, UNCONFIRMED_TTL_MS / 1000)]
+    assert "a" not in gone.snapshot
+
+
+def test_a_missing_job_seen_again_starts_its_ttl_afresh() -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    snap = snap.diff(Observation({}), now_ms=T0 + 1).snapshot
+    back = snap.diff(Observation(listing(job("a", S.RUNNING))), now_ms=T0 + 2).snapshot
+    assert back.get("a").missing_since_ms is None  # type: ignore[union-attr]
+    later = back.diff(Observation({}), now_ms=T0 + UNCONFIRMED_TTL_MS).snapshot
+    assert later.diff(Observation({}), now_ms=T0 + UNCONFIRMED_TTL_MS + 2).changes == []
+
+
+def test_tombstones_expire_so_memory_stays_bounded() -> None:
+    snap = JobSnapshot.baseline([job("a", S.SUCCESS)], now_ms=T0)
+    forgotten = snap.diff(Observation({}), now_ms=T0 + 1).snapshot
+    assert "a" in forgotten.tombstones
+    kept = forgotten.diff(Observation({}), now_ms=T0 + 3_599_999, tombstone_ttl_ms=3_600_000)
+    assert "a" in kept.snapshot.tombstones
+    expired = forgotten.diff(Observation({}), now_ms=T0 + 3_600_002, tombstone_ttl_ms=3_600_000)
+    assert "a" not in expired.snapshot.tombstones
+
+
+def test_history_before_the_horizon_is_counted_never_discovered() -> None:
+    snap = JobSnapshot.baseline([], now_ms=T0, horizon_ms=T0)
+    old = job("old", S.SUCCESS, create_time=T0 - 10)
+    new = job("new", S.SUCCESS, create_time=T0 + 10)
+    active_old = job("act", S.RUNNING, create_time=T0 - 10)
+    diff = snap.diff(Observation(listing(old, new, active_old)), now_ms=T0 + 20)
+    assert {c.job.id for c in diff.changes} == {"new", "act"}
+    assert {"old", "new", "act"} <= {t.job.id for t in diff.snapshot}
+    # Forgotten history needs no tombstone.
+    assert "old" not in diff.snapshot.diff(Observation({}), now_ms=T0 + 30).snapshot.tombstones

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import orjson
+import pytest
 from anyio.abc import Process
 from hypothesis import given
 from hypothesis import strategies as st
@@ -87,6 +88,38 @@ def test_foreign_corrupt_and_missing_files_are_fresh_starts(tmp_path: Path) -> N
         assert result.snapshots == {} and result.status.startswith("rejected"), garbage
 
 
+async def test_a_graceful_stop_saves_exactly_what_was_last_published(tmp_path: Path) -> None:
+    """The save loop is told of every applied poll, but a stop can come before it ran: the
+    shutdown itself must save. Polls are far apart so the only saves are the first poll's and
+    the stop's; the job moved in between shows which one the file holds."""
+    configure_logging("json", io.StringIO())
+    state = tmp_path / "state.json"
+    world = World(PROJECT, ("etl",), seed=3, now_ms=int(time.time() * 1000), initial_jobs=10)
+    async with running_simulator(Simulator(world)) as url:
+        settings = Settings(
+            project_id=PROJECT,
+            endpoint=url,
+            queues=("etl",),
+            auth="none",
+            poll_interval=3600,
+            listen="127.0.0.1:0",
+            state_file=state,
+        )
+        daemon = Daemon(settings)
+        async with running(daemon):
+            poller = daemon.pollers[0]
+            assert poller.snapshot is not None
+            published = {t.job.id: t.job.state for t in poller.snapshot}
+            with anyio.fail_after(5):
+                while not state.exists():
+                    await anyio.sleep(0.01)
+            state.unlink()  # the first poll's save: gone, so only the stop can write it again
+    assert state.exists(), "the graceful stop saved the state file"
+    saved = statecodec.decode(state.read_bytes(), project_id=PROJECT, endpoint=url)
+    assert {t.job.id: t.job.state for t in saved["etl"]} == published
+
+
+@pytest.mark.slow
 async def test_graceful_restart_neither_repeats_nor_loses_events(tmp_path: Path) -> None:
     out = io.StringIO()
     configure_logging("json", out)
@@ -145,6 +178,7 @@ async def _lines_until(proc: Process, needle: bytes, sink: list[bytes], limit: f
                 return
 
 
+@pytest.mark.slow
 async def test_sigkill_at_any_moment_then_restart_is_exactly_once_after_dedup(
     tmp_path: Path,
 ) -> None:

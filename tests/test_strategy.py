@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import anyio
+import pytest
 
 from monitor.config import Settings
 from monitor.daemon import Daemon
@@ -16,6 +17,8 @@ from monitor.events import configure_logging
 from monitor.simulator import ApiVariant, Lifecycle, Simulator, World, running_simulator
 from tests.harness import running
 from tests.truth import parse_events
+
+pytestmark = pytest.mark.slow  # the daemon against the simulator for several poll intervals
 
 STILL = Lifecycle(
     starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
