@@ -197,3 +197,57 @@ def test_retry_after_as_an_http_date_is_honoured() -> None:
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     delay = RetryPolicy().delay(1, _retry_after(when), random.Random(1))
     assert 28 <= delay <= 31
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 6])
+def test_backoff_is_full_jitter_under_a_doubling_cap(attempt: int) -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=3.0)
+    cap = min(3.0, 0.5 * 2 ** (attempt - 1))
+    rng = random.Random(attempt)
+    delays = [policy.delay(attempt, None, rng) for _ in range(400)]
+    assert all(0 <= d <= cap for d in delays)
+    assert max(delays) > cap * 0.9 and min(delays) < cap * 0.1, "uniform over [0, cap]"
+
+
+def test_the_server_s_delay_and_the_throttling_floor_win_over_jitter() -> None:
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.02)
+    rng = random.Random(5)
+    assert all(policy.delay(1, 7.5, rng) == 7.5 for _ in range(50))
+    assert all(policy.delay(1, 7.5, rng, throttled=True) == 7.5 for _ in range(50))
+    floors = [policy.delay(1, None, rng, throttled=True) for _ in range(200)]
+    assert all(1.0 <= d <= 3.0 for d in floors) and max(floors) - min(floors) > 1
+    assert all(policy.delay(1, None, rng) <= 0.01 for _ in range(50))
+
+
+def test_retries_for_an_interval_never_wait_longer_than_it() -> None:
+    fast = RetryPolicy.for_interval(0.25)
+    assert (fast.base_delay, fast.max_delay) == (0.0125, 0.25)
+    slow = RetryPolicy.for_interval(300)
+    assert (slow.base_delay, slow.max_delay) == (0.5, 30.0)
+
+
+async def test_a_detail_is_asked_by_id_and_takes_the_queue_it_was_listed_in(
+    client: DLIClient,
+) -> None:
+    with aioresponses() as mock:
+        mock.get(
+            "http://127.0.0.1:9/v2.0/p1/batches/job-7",
+            payload={"id": "job-7", "state": "running"},
+            headers={"X-Request-Id": "rid-1"},
+        )
+        mock.get(
+            "http://127.0.0.1:9/v2.0/p1/batches/job-7",
+            status=500,
+            payload={"error_code": "DLI.0999", "error_msg": "x"},
+            repeat=True,
+        )
+        job = await client.get_job("job-7", queue="etl")
+        assert (job.id, job.queue, job.state) == ("job-7", "etl", JobState.RUNNING)
+        retries: list[int] = []
+        with pytest.raises(APIError):
+            await client.get_job(
+                "job-7",
+                budget=RetryBudget(1, per_request=0),
+                on_retry=lambda e, a, d: retries.append(a),
+            )
+    assert retries == [1], "the poll's budget and retry callback are the detail's too"

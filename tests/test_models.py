@@ -90,3 +90,14 @@ def test_an_unknown_state_in_a_detail_is_not_retried() -> None:
 def test_malformed_detail_names_the_request() -> None:
     with pytest.raises(MalformedResponse, match="rid-9"):
         parse_job_detail(b'{"id": "x"}', request_id="rid-9")
+
+
+def test_a_detail_without_a_queue_takes_the_default_and_names_its_request() -> None:
+    job = parse_job_detail(b'{"id": "a", "state": "dead"}', default_queue="etl")
+    assert job.queue == "etl" and job.state is JobState.DEAD
+    with pytest.raises(UnknownJobState, match="rid-3"):
+        parse_job_detail(b'{"id": "a", "state": "zombie"}', request_id="rid-3")
+    with pytest.raises(MalformedResponse, match="rid-4"):
+        parse_job_detail(b"[1]", request_id="rid-4")
+    with pytest.raises(MalformedResponse, match="malformed"):
+        parse_job_detail(b'{"state": "dead"}')

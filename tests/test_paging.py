@@ -13,7 +13,7 @@ import pytest
 from monitor.behaviour import ApiBehaviour, Seen, TotalMeaning
 from monitor.dli.models import JobState
 from monitor.dli.source import RetryBudget
-from monitor.paging import Query, list_all
+from monitor.paging import Listing, Query, list_all
 from monitor.simulator import ApiVariant, World
 from tests.fakes import WorldSource
 
@@ -169,3 +169,41 @@ async def test_a_pass_that_reads_a_job_twice_is_incomplete() -> None:
     )
     assert not listing.complete
     assert not listing.facts[0].settled
+
+
+def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> None:
+    from monitor.behaviour import PassFacts
+    from monitor.dli.models import Job
+
+    old, new = Job("a", JobState.RUNNING, "etl"), Job("a", JobState.SUCCESS, "etl")
+    first = Listing(
+        {"a": old},
+        complete=True,
+        requests=2,
+        rejected=1,
+        request_id="r1",
+        facts=[PassFacts(rows=1)],
+    )
+    second = Listing(
+        {"a": new, "b": Job("b", JobState.DEAD, "etl")},
+        complete=False,
+        requests=3,
+        rejected=2,
+        unknown_state=4,
+        request_id=None,
+        facts=[PassFacts(rows=2)],
+    )
+    kept = Listing({"a": old}, requests=2, rejected=1, request_id="r1", facts=[PassFacts(rows=1)])
+    kept.merge(second, keep_existing=True)
+    assert kept.jobs["a"] is old and "b" in kept.jobs
+    first.merge(second)
+    assert first.jobs["a"] is new
+    for merged in (first, kept):
+        assert (merged.complete, merged.requests, merged.rejected, merged.unknown_state) == (
+            False, 5, 3, 4,
+        )  # fmt: skip
+        assert merged.request_id == "r1", "a pass without a request id keeps the last one seen"
+        assert [f.rows for f in merged.facts] == [1, 2]
+    latest = Listing(request_id="r1")
+    latest.merge(Listing(request_id="r2"))
+    assert latest.request_id == "r2" and latest.complete

@@ -360,3 +360,40 @@ async def test_a_failed_poll_marks_the_queue_down_and_says_so_once_at_error_leve
     rig.clock.advance(30)
     await rig.poll()
     assert rig.sample("dli_monitor_up", queue="etl") == 1
+
+
+async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed() -> None:
+    rig = Rig(strategy="incremental", jobs=120, queues=("etl", "ml"))
+    while not isinstance(rig.poller.strategy, IncrementalListing):
+        await rig.poll()
+        rig.clock.advance(30)
+    await rig.poll()
+    watermark = rig.poller.strategy.watermark_ms
+    assert watermark is not None
+    rig.source.requests.clear()
+    rig.clock.advance(30)
+    logs = await rig.poll()
+    assert [e["event"] for e in logs] == [], "nothing changed, nothing said"
+    assert isinstance(rig.poller.strategy, IncrementalListing)
+    asked = sorted(
+        (q.get("state", ""), q["size"], q.get("start", ""), q["queue_name"])
+        for q in rig.source.lists()
+        if q["from"] == "0"
+    )
+    since = str(watermark - 60_000)
+    assert asked == [
+        ("", "4", since, "etl"),
+        ("dead", "1", "", "etl"),
+        ("recovering", "4", "", "etl"),
+        ("running", "4", "", "etl"),
+        ("starting", "4", "", "etl"),
+        ("success", "1", "", "etl"),
+    ]
+    assert all(q["order"] == "CREATE_TIME_DESC" for q in rig.source.lists())
+    # Every active job listed, and only pages the rows needed (total is trusted: no probes).
+    active = sum(n for s, n in rig.world.counts("etl").items() if not s.terminal)
+    assert len(rig.source.lists()) <= 6 + active // 4 + 3
+    summary = rig.poller.summary
+    assert summary is not None
+    assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
+    assert rig.poller.strategy.watermark_ms == watermark

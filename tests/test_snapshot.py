@@ -287,3 +287,11 @@ def test_history_before_the_horizon_is_counted_never_discovered() -> None:
     assert {"old", "new", "act"} <= {t.job.id for t in diff.snapshot}
     # Forgotten history needs no tombstone.
     assert "old" not in diff.snapshot.diff(Observation({}), now_ms=T0 + 30).snapshot.tombstones
+
+
+def test_api_counts_replace_only_the_states_they_name() -> None:
+    summary = JobSnapshot.baseline([job("a", S.RUNNING), job("b", S.SUCCESS)], now_ms=T0).summary
+    assert summary.with_counts({}) is summary
+    replaced = summary.with_counts({("q", S.SUCCESS): 900})
+    assert replaced.counts == {("q", S.RUNNING): 1, ("q", S.SUCCESS): 900}
+    assert replaced.oldest_since_ms == summary.oldest_since_ms

@@ -44,11 +44,12 @@ jobs = st.builds(
     update_time=opt_ms,
     duration_ms=opt_ms,
 )
-tracked = st.builds(TrackedJob, jobs, st.integers(0, 2**53), st.integers(0, 9))
+tracked = st.builds(TrackedJob, jobs, st.integers(0, 2**53), st.integers(0, 9), opt_ms)
 snapshots = st.builds(
-    lambda ts, tomb: JobSnapshot({t.job.id: t for t in ts}, tomb),
+    lambda ts, tomb, horizon: JobSnapshot({t.job.id: t for t in ts}, tomb, horizon),
     st.lists(tracked, max_size=10),
     st.dictionaries(st.uuids().map(str), st.integers(0, 2**53), max_size=4),
+    opt_ms,
 )
 
 
@@ -62,6 +63,17 @@ def test_codec_round_trip(snaps: dict[str, JobSnapshot]) -> None:
     assert {k: dict(v.tombstones) for k, v in back.items()} == {
         k: dict(v.tombstones) for k, v in snaps.items()
     }
+    assert {k: v.horizon_ms for k, v in back.items()} == {k: v.horizon_ms for k, v in snaps.items()}
+
+
+def test_a_file_from_before_missing_since_was_kept_still_loads() -> None:
+    snap = JobSnapshot.baseline([Job("a", JobState.RUNNING, "etl")], now_ms=5)
+    doc = orjson.loads(
+        statecodec.encode({"etl": snap}, project_id="p", endpoint="e", saved_at_ms=1)
+    )
+    doc["targets"]["etl"]["jobs"] = [row[:13] for row in doc["targets"]["etl"]["jobs"]]
+    back = statecodec.decode(orjson.dumps(doc), project_id="p", endpoint="e")
+    assert back["etl"].get("a") == TrackedJob(Job("a", JobState.RUNNING, "etl"), 5)
 
 
 def test_foreign_corrupt_and_missing_files_are_fresh_starts(tmp_path: Path) -> None:

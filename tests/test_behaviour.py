@@ -1,0 +1,194 @@
+"""What the API is seen to do, and what that allows: pure rules, tested one by one."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.behaviour import ApiBehaviour, BehaviourBook, PassFacts, Seen, TotalMeaning, is_gone
+from monitor.dli.errors import APIError, RequestTimeout
+from monitor.dli.models import JobState
+from monitor.paging import Listing
+from monitor.strategy import (
+    AUTO_INCREMENTAL_AFTER,
+    Gathered,
+    choose,
+    incremental_usable,
+)
+
+S = JobState
+T = TotalMeaning
+KNOWN = ApiBehaviour(total=T.FILTERED, state_filter=Seen.HONOURED, queue_filter=Seen.HONOURED)
+
+
+def settled(total: int | None, rows: int, state: JobState | None = None, **kw: object) -> PassFacts:
+    return PassFacts(
+        filtered_state=state,
+        filtered_queue=True,
+        totals=frozenset({total}),
+        rows=rows,
+        settled=True,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_everything_starts_unknown_and_blocks_nothing() -> None:
+    fresh = ApiBehaviour()
+    assert fresh.labels() == {
+        "total": "unknown",
+        "order": "unknown",
+        "state_filter": "unknown",
+        "time_filter": "unknown",
+        "queue_filter": "unknown",
+        "spelling": "lower",
+    }
+    assert fresh.incremental_blocker() is None
+    assert not fresh.pages_by_total and not fresh.counts_by_total
+
+
+def test_total_matching_the_rows_may_bound_paging_but_not_yet_count() -> None:
+    seen = ApiBehaviour().learn([settled(40, 40)])
+    assert seen.total is T.MATCHES_ROWS
+    assert seen.pages_by_total and not seen.counts_by_total
+
+
+def test_total_is_filtered_once_it_differs_between_state_filters() -> None:
+    same = ApiBehaviour().learn([settled(7, 7, S.RUNNING), settled(7, 7, S.STARTING)])
+    assert same.total is T.MATCHES_ROWS, "equal totals could be one count of everything"
+    differ = ApiBehaviour().learn([settled(7, 7, S.RUNNING), settled(2, 2, S.STARTING)])
+    assert differ.total is T.FILTERED and differ.counts_by_total
+
+
+def test_total_is_filtered_once_a_state_count_is_below_the_queue_listing() -> None:
+    queue = settled(50, 50)
+    assert ApiBehaviour().learn([queue, settled(9, 9, S.SUCCESS)]).total is T.FILTERED
+    assert ApiBehaviour().learn([queue, settled(50, 50, S.SUCCESS)]).total is T.MATCHES_ROWS
+
+
+def test_total_counting_more_than_the_rows_is_unfiltered_and_blocks_incremental() -> None:
+    livy = ApiBehaviour().learn([settled(300, 40)])
+    assert livy.total is T.UNFILTERED
+    assert not livy.pages_by_total and not livy.counts_by_total
+    assert "unfiltered" in (livy.incremental_blocker() or "")
+    # A later pass where total matches again changes the view back: it was churn, not Livy.
+    assert livy.learn([settled(41, 41)]).total is T.MATCHES_ROWS
+
+
+def test_no_evidence_from_a_pass_that_moved_or_has_no_total() -> None:
+    moved = PassFacts(totals=frozenset({40, 41}), rows=40, settled=True)
+    unsettled = PassFacts(totals=frozenset({40}), rows=30, settled=False)
+    assert ApiBehaviour().learn([moved, unsettled]).total is T.UNKNOWN
+    missing = ApiBehaviour().learn([PassFacts(totals=frozenset({None}), rows=3, settled=True)])
+    assert missing.total is T.MISSING and "missing" in (missing.incremental_blocker() or "")
+    assert KNOWN.learn([unsettled]).total is T.FILTERED
+
+
+@pytest.mark.parametrize(
+    ("facts", "field", "blocker"),
+    [
+        (settled(3, 3, S.RUNNING, foreign_state=True), "state_filter", "state filter"),
+        (settled(3, 3, foreign_queue=True), "queue_filter", "queue filter"),
+    ],
+)
+def test_a_row_outside_a_filter_marks_it_ignored_for_good(
+    facts: PassFacts, field: str, blocker: str
+) -> None:
+    ignored = KNOWN.learn([facts])
+    assert getattr(ignored, field) is Seen.IGNORED
+    assert blocker in (ignored.incremental_blocker() or "")
+    again = ignored.learn([settled(3, 3, S.RUNNING)])
+    assert getattr(again, field) is Seen.IGNORED, "ignored once, it may be ignored again"
+    assert not ignored.counts_by_total or field != "state_filter"
+
+
+def test_filters_are_honoured_only_on_rows_that_came_back() -> None:
+    empty = ApiBehaviour().learn([settled(0, 0, S.RUNNING)])
+    assert empty.state_filter is Seen.UNKNOWN and empty.queue_filter is Seen.UNKNOWN
+    some = ApiBehaviour().learn([settled(2, 2, S.RUNNING)])
+    assert some.state_filter is Seen.HONOURED and some.queue_filter is Seen.HONOURED
+
+
+def test_start_and_order_block_incremental_only_together() -> None:
+    start = PassFacts(filtered_start=True, rows=5, foreign_start=True)
+    order = PassFacts(order_checked=True, order_broken=True)
+    assert ApiBehaviour().learn([start]).time_filter is Seen.IGNORED
+    assert ApiBehaviour().learn([start]).incremental_blocker() is None
+    assert ApiBehaviour().learn([order]).order is Seen.IGNORED
+    both = ApiBehaviour().learn([start, order])
+    assert "start and order" in (both.incremental_blocker() or "")
+    held = ApiBehaviour().learn([PassFacts(order_checked=True)])
+    assert held.order is Seen.HONOURED
+
+
+def test_the_first_odd_spelling_is_kept_and_described() -> None:
+    seen = ApiBehaviour().learn([PassFacts(spelling="Running"), PassFacts(spelling="DEAD")])
+    assert seen.spelling == "Running" and seen.labels()["spelling"] == "Running"
+    assert "states spelt like 'Running'" in seen.describe()
+    assert "states in lower case" in ApiBehaviour().describe()
+
+
+def test_describe_names_every_open_point() -> None:
+    text = KNOWN.describe()
+    assert text.startswith("total counts filtered rows; order unknown; state filter honoured")
+    assert "start filter unknown" in text and "queue filter honoured" in text
+
+
+def test_the_book_tells_of_each_change_once() -> None:
+    told: list[ApiBehaviour] = []
+    book = BehaviourBook(told.append)
+    book.learn([settled(10, 10)])
+    book.learn([settled(10, 10)])
+    book.learn([settled(30, 10)])
+    assert [b.total for b in told] == [T.MATCHES_ROWS, T.UNFILTERED]
+    assert book.current.total is T.UNFILTERED
+
+
+def test_only_the_documented_code_means_gone() -> None:
+    assert is_gone(APIError(400, "DLI.0002", "The object does not exist."))
+    assert is_gone(APIError(404, "DLI.0002", ""))
+    assert not is_gone(APIError(404, "", ""))
+    assert not is_gone(APIError(400, "DLI.0001", "Parameter check errors occur"))
+    assert not is_gone(RequestTimeout("slow"))
+
+
+# -- choosing a strategy ---------------------------------------------------------------------
+
+
+def gathered(totals: dict[JobState, int], *facts: PassFacts) -> Gathered:
+    return Gathered(Listing(facts=list(facts)), totals=totals)
+
+
+BOTH = {S.SUCCESS: 5, S.DEAD: 2}
+
+
+def test_an_incremental_poll_is_usable_only_when_everything_it_relies_on_was_seen() -> None:
+    assert incremental_usable(gathered(BOTH), KNOWN) is None
+    assert "not yet shown" in (incremental_usable(gathered(BOTH), ApiBehaviour()) or "")
+    assert "without a total" in (incremental_usable(gathered({S.SUCCESS: 5}), KNOWN) or "")
+    foreign = gathered(BOTH, PassFacts(foreign_state=True))
+    assert "other states" in (incremental_usable(foreign, KNOWN) or "")
+    livy = ApiBehaviour(total=T.UNFILTERED)
+    assert "unfiltered" in (incremental_usable(gathered(BOTH), livy) or "")
+
+
+@pytest.mark.parametrize(
+    ("setting", "queue", "behaviour", "requests", "expected"),
+    [
+        ("full", "etl", KNOWN, 1000, ("full", "poll_strategy=full", False)),
+        ("auto", None, KNOWN, 1000, ("full", "a project-wide poll", False)),
+        ("auto", "etl", KNOWN, AUTO_INCREMENTAL_AFTER, ("full", "takes 10 requests", False)),
+        ("auto", "etl", KNOWN, AUTO_INCREMENTAL_AFTER + 1, ("incremental", "takes 11", False)),
+        ("incremental", "etl", KNOWN, 1, ("incremental", "takes 1 requests", False)),
+        ("auto", "etl", ApiBehaviour(), 50, ("full", "not yet shown", True)),
+        ("incremental", "etl", ApiBehaviour(total=T.MISSING), 50, ("full", "missing", False)),
+    ],
+)
+def test_one_place_chooses_the_strategy(
+    setting: str,
+    queue: str | None,
+    behaviour: ApiBehaviour,
+    requests: int,
+    expected: tuple[str, str, bool],
+) -> None:
+    name, reason, probe = choose(setting, queue, behaviour, requests)  # type: ignore[arg-type]
+    assert (name, probe) == (expected[0], expected[2])
+    assert expected[1] in reason
