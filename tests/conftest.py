@@ -12,6 +12,14 @@ from typing import Any
 
 import aioresponses.core
 import pytest
+import structlog
+from hypothesis import settings
+
+# Under mutation testing (mutmut sets MUTANT_UNDER_TEST) each mutant reruns the properties:
+# fewer examples keep a run within the session; the plain suite keeps hypothesis's defaults.
+settings.register_profile("mutation", max_examples=25, deadline=None)
+if os.environ.get("MUTANT_UNDER_TEST"):
+    settings.load_profile("mutation")
 from aiohttp import ClientResponse
 from yarl import URL
 
@@ -40,3 +48,12 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not installed; .ci/run must install it")
         pytest.skip(f"{name} is not installed (see .ci/run for how CI installs it)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with structlog's defaults and no DLI_MONITOR_* setting from outside."""
+    structlog.reset_defaults()
+    for name in list(os.environ):
+        if name.startswith(("DLI_MONITOR_", "HUAWEICLOUD_SDK_")):
+            monkeypatch.delenv(name)

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from monitor.dli.client import _api_error
-from monitor.dli.errors import DLIError
+from monitor.dli.errors import DLIError, api_error
 from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
 from monitor.dli.source import RetryBudget, RetryCallback
 from monitor.simulator.api import ApiVariant, detail_answer, list_answer
@@ -73,7 +72,7 @@ class WorldSource:
         answer = list_answer(self.world, query, self.variant)
         body = orjson.dumps(answer.doc)
         if answer.status != 200:
-            raise _api_error(answer.status, body, None, None)
+            raise api_error(answer.status, body, None, None)
         return parse_list_page(body, default_queue=queue or ""), None
 
     async def get_job(
@@ -90,7 +89,7 @@ class WorldSource:
         answer = detail_answer(self.world, job_id, self.variant, state_only=False)
         body = orjson.dumps(answer.doc)
         if answer.status != 200:
-            raise _api_error(answer.status, body, None, None)
+            raise api_error(answer.status, body, None, None)
         return parse_job_detail(body, default_queue=queue or "")
 
     def lists(self) -> list[dict[str, str]]:

@@ -16,9 +16,10 @@ import pytest
 from aioresponses import aioresponses
 
 from monitor.behaviour import is_gone
-from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy, _retry_after
+from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import APIError, MalformedResponse, RequestTimeout, TransportError
 from monitor.dli.models import JobState
+from monitor.dli.retry import retry_after
 
 BASE = "http://127.0.0.1:9"
 LIST = re.compile(r"^http://127\.0\.0\.1:9/v2\.0/p1/batches\?.*$")
@@ -195,7 +196,7 @@ async def test_throttling_without_retry_after_waits_at_least_a_second(
 
 def test_retry_after_as_an_http_date_is_honoured() -> None:
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    delay = RetryPolicy().delay(1, _retry_after(when), random.Random(1))
+    delay = RetryPolicy().delay(1, retry_after(when), random.Random(1))
     assert 28 <= delay <= 31
 
 

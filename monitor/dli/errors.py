@@ -12,6 +12,8 @@ failures as ``DLI.0999`` whatever the status (often 400), and the API gateway th
 
 from __future__ import annotations
 
+import orjson
+
 __all__ = [
     "NOT_FOUND_CODES",
     "SERVER_ERROR_CODES",
@@ -22,6 +24,7 @@ __all__ = [
     "RequestTimeout",
     "TransportError",
     "UnknownJobState",
+    "api_error",
 ]
 
 #: the API gateway's "too many requests", whatever status it comes with
@@ -113,3 +116,40 @@ class UnknownJobState(DLIError):
         self.request_id = request_id
         rid = f" (request id {request_id})" if request_id else ""
         super().__init__(f"unknown job state {state!r}{rid}")
+
+
+def _error_fields(doc: dict[str, object]) -> tuple[str, str]:
+    """(code, message) from an error body in any form huaweicloudsdkcore accepts:
+    ``error_code``/``error_msg``, ``errorCode``/``errorMsg``, ``code``/``message``, or one of
+    those nested one level down (``{"error": {"code": …, "message": …}}``)."""
+    for code_key, msg_key in (("error_code", "error_msg"), ("errorCode", "errorMsg")):
+        if code_key in doc or msg_key in doc:
+            return str(doc.get(code_key) or ""), str(doc.get(msg_key) or "")
+    if isinstance(doc.get("code"), str) or "message" in doc:
+        return str(doc.get("code") or ""), str(doc.get("message") or "")
+    for value in doc.values():
+        if isinstance(value, dict):
+            code, message = _error_fields(value)
+            if code or message:
+                return code, message
+    return "", ""
+
+
+def api_error(
+    status: int, body: bytes, request_id: str | None, retry_after: float | None
+) -> APIError:
+    """The typed error for an error answer: code, message and request id (``X-Request-Id``,
+    else the body's ``request_id``) read from whichever body shape the API used."""
+    code = message = ""
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        code, message = _error_fields(doc)
+        body_rid = doc.get("request_id") or doc.get("requestId")
+        if not request_id and isinstance(body_rid, str):
+            request_id = body_rid
+    if not message and body and doc is None:
+        message = body[:200].decode("utf-8", "replace").strip()
+    return APIError(status, code, message[:500], request_id, retry_after)
