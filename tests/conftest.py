@@ -13,15 +13,15 @@ from typing import Any
 import aioresponses.core
 import pytest
 import structlog
+from aiohttp import ClientResponse
 from hypothesis import settings
+from yarl import URL
 
 # Under mutation testing (mutmut sets MUTANT_UNDER_TEST) each mutant reruns the properties:
 # fewer examples keep a run within the session; the plain suite keeps hypothesis's defaults.
 settings.register_profile("mutation", max_examples=25, deadline=None)
 if os.environ.get("MUTANT_UNDER_TEST"):
     settings.load_profile("mutation")
-from aiohttp import ClientResponse
-from yarl import URL
 
 
 class _CompatResponse(ClientResponse):
