@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from monitor.behaviour import ApiBehaviour, PassFacts, TotalMeaning
+from monitor.behaviour import ApiBehaviour, PassFacts
 from monitor.dli.models import ACTIVE_STATES, TERMINAL_STATES, JobState
 from monitor.dli.source import JobSource, RetryBudget, RetryCallback
 from monitor.paging import Listing, Query, list_all
@@ -267,6 +267,6 @@ def choose(
     if not wanted:
         return "full", f"a full listing takes {full_listing_requests} requests", False
     if not behaviour.counts_by_total:
-        probing = behaviour.total is not TotalMeaning.UNKNOWN or full_listing_requests > 0
-        return "full", "total is not yet shown to count filtered rows", probing
+        # Full listings until the one-row state requests show total counts filtered rows.
+        return "full", "total is not yet shown to count filtered rows", True
     return "incremental", f"a full listing takes {full_listing_requests} requests", False
