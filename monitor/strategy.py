@@ -154,7 +154,6 @@ class IncrementalListing:
     ) -> Gathered:
         active: dict[JobState, Listing] = {}
         counted: dict[JobState, int | None] = {}
-        probes: list[PassFacts] = []
         recent: list[Listing] = []
         trust = behaviour.pages_by_total
         since = None if self.watermark_ms is None else self.watermark_ms - WATERMARK_MARGIN_MS
@@ -178,24 +177,15 @@ class IncrementalListing:
                 budget=budget,
                 on_retry=on_retry,
             )
+            # Its one row is also in the active listings if the state filter is ignored, so the
+            # check of those rows covers it.
             counted[state] = page.total
-            whole = page.total is not None and page.total <= 1
-            probes.append(
-                PassFacts(
-                    filtered_state=state,
-                    filtered_queue=True,
-                    totals=frozenset({page.total}),
-                    rows=page.rows,
-                    settled=whole,
-                    foreign_state=any(j.state is not state for j in page.jobs),
-                )
-            )
 
         async def list_recent() -> None:
             recent.append(
                 await list_all(
                     source,
-                    Query(queue, since_ms=0 if since is None else since),
+                    Query(queue, since_ms=since),
                     page_size=page_size,
                     trust_total=trust,
                     budget=budget,
@@ -212,21 +202,21 @@ class IncrementalListing:
         listing = Listing()
         for state in sorted(active):
             listing.merge(active[state])
-        listing.requests += len(counted)
         # New jobs may be in any state; an active one is in both listings, the same reading or a
         # later one, and either is a real state the job was in.
         listing.merge(recent[0], keep_existing=True)
         totals = {s: n for s, n in counted.items() if n is not None}
         everything = sum(totals.values()) + sum(len(v.jobs) for v in active.values())
         created = [j.create_time for j in listing.jobs.values() if j.create_time is not None]
-        watermark = max([*created, self.watermark_ms or 0]) if created else self.watermark_ms
+        if self.watermark_ms is not None:
+            created.append(self.watermark_ms)
+        watermark = max(created, default=None)
         return Gathered(
             listing,
             totals=totals,
             full_listing_requests=max(1, -(-everything // page_size)),
             history_before_ms=(None if watermark is None else watermark - WATERMARK_MARGIN_MS),
             watermark_ms=watermark,
-            probes=probes,
         )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from monitor.dli.errors import DLIError, api_error
+from monitor.dli.errors import DLIError, RequestTimeout, api_error
 from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
 from monitor.dli.source import RetryBudget, RetryCallback
 from monitor.simulator.api import ApiVariant, detail_answer, list_answer
@@ -50,6 +50,20 @@ class WorldSource:
     failures: list[DLIError] = field(default_factory=list)
     #: called before every list answer (e.g. to move the world while a pass pages)
     on_list: Callable[[dict[str, str]], None] | None = None
+    #: transient failures each request suffers before it succeeds, retried as the client does:
+    #: on the poll's budget, told to the poll's retry callback
+    transient: int = 0
+
+    def _retry_transients(self, budget: RetryBudget | None, on_retry: RetryCallback | None) -> None:
+        budget = budget or RetryBudget()
+        for attempt in range(1, self.transient + 1):
+            budget.sent()
+            error = RequestTimeout(f"attempt {attempt} timed out")
+            if not budget.take():
+                raise error
+            if on_retry is not None:
+                on_retry(error, attempt, 0.0)
+        budget.sent()
 
     async def list_page(
         self,
@@ -67,6 +81,7 @@ class WorldSource:
         self.requests.append(("list", query))
         if self.failures:
             raise self.failures.pop(0)
+        self._retry_transients(budget, on_retry)
         if self.on_list is not None:
             self.on_list(query)
         answer = list_answer(self.world, query, self.variant)
@@ -86,6 +101,7 @@ class WorldSource:
         self.requests.append(("detail", {"id": job_id}))
         if self.failures:
             raise self.failures.pop(0)
+        self._retry_transients(budget, on_retry)
         answer = detail_answer(self.world, job_id, self.variant, state_only=False)
         body = orjson.dumps(answer.doc)
         if answer.status != 200:

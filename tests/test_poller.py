@@ -41,6 +41,7 @@ class Rig:
         jobs: int = 40,
         source: WorldSource | None = None,
         queues: tuple[str, ...] = ("etl",),
+        retries: int = 8,
     ) -> None:
         self.world = World("p1", queues, seed=5, now_ms=int(T0 * 1000), lifecycle=QUIET,
                            initial_jobs=jobs)  # fmt: skip
@@ -62,6 +63,7 @@ class Rig:
             strategy=strategy,
             behaviour=self.book,
             clock=self.clock,
+            retries_per_poll=retries,
         )
 
     async def poll(self) -> list[MutableMapping[str, Any]]:
@@ -390,10 +392,55 @@ async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed()
         ("success", "1", "", "etl"),
     ]
     assert all(q["order"] == "CREATE_TIME_DESC" for q in rig.source.lists())
-    # Every active job listed, and only pages the rows needed (total is trusted: no probes).
-    active = sum(n for s, n in rig.world.counts("etl").items() if not s.terminal)
-    assert len(rig.source.lists()) <= 6 + active // 4 + 3
+    # Only the pages the rows need: total is trusted, so no probe after a short page.
+    counts = rig.world.counts("etl")
+    recent = sum(
+        1 for j in rig.world.jobs.values() if j.queue == "etl" and j.create_time >= int(since)
+    )
+    pages = sum(max(1, -(-n // 4)) for n in (counts[S.STARTING], counts[S.RUNNING],
+                                              counts[S.RECOVERING], recent))  # fmt: skip
+    assert len(rig.source.lists()) == pages + 2
     summary = rig.poller.summary
     assert summary is not None
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
     assert rig.poller.strategy.watermark_ms == watermark
+
+
+@pytest.mark.parametrize("strategy", ["full", "incremental"])
+async def test_every_request_of_a_poll_retries_on_the_poll_s_budget_and_says_so(
+    strategy: StrategySetting,
+) -> None:
+    rig = Rig(strategy=strategy, jobs=60, retries=40)
+    for _ in range(3):
+        await rig.poll()
+        rig.clock.advance(30)
+    rig.world.delete(rig.active())  # a detail request too
+    rig.source.transient = 1
+    rig.source.requests.clear()
+    logs = await rig.poll()
+    retried = [e for e in logs if e["event"] == "poll.failed"]
+    assert len(retried) == len(rig.source.requests) > 1
+    assert {(e["log_level"], e["error_code"]) for e in retried} == {("warning", "RequestTimeout")}
+    assert rig.sample("dli_monitor_up", queue="etl") == 1
+    # The same poll on a budget of two retries gives up, at error level, and applies nothing.
+    stingy = Rig(strategy=strategy, jobs=60, retries=2)
+    stingy.source.transient = 1
+    logs = await stingy.poll()
+    assert [e["log_level"] for e in logs if e["event"] == "poll.failed"][-1] == "error"
+    assert stingy.poller.snapshot is None
+
+
+async def test_auto_goes_incremental_on_a_long_history_and_back_when_it_shrinks() -> None:
+    rig = Rig(strategy="auto", jobs=200)
+    for _ in range(3):
+        await rig.poll()
+        rig.clock.advance(30)
+    assert isinstance(rig.poller.strategy, IncrementalListing), "200 jobs: 50 pages of 4"
+    for job_id in list(rig.world.jobs)[:-10]:
+        rig.world.delete(job_id)
+    rig.clock.advance(30)
+    logs = await rig.poll()
+    assert [(e["event"], e["strategy"]) for e in logs if e["event"] == "poll.strategy"] == [
+        ("poll.strategy", "full")
+    ]
+    assert isinstance(rig.poller.strategy, FullListing)
