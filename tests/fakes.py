@@ -53,6 +53,9 @@ class WorldSource:
     #: transient failures each request suffers before it succeeds, retried as the client does:
     #: on the poll's budget, told to the poll's retry callback
     transient: int = 0
+    #: detail answers leave out ``queue`` and ``cluster_name`` (the client fills in the queue the
+    #: job was listed in)
+    detail_without_queue: bool = False
 
     def _retry_transients(self, budget: RetryBudget | None, on_retry: RetryCallback | None) -> None:
         budget = budget or RetryBudget()
@@ -103,6 +106,9 @@ class WorldSource:
             raise self.failures.pop(0)
         self._retry_transients(budget, on_retry)
         answer = detail_answer(self.world, job_id, self.variant, state_only=False)
+        if self.detail_without_queue:
+            answer.doc.pop("queue", None)
+            answer.doc.pop("cluster_name", None)
         body = orjson.dumps(answer.doc)
         if answer.status != 200:
             raise api_error(answer.status, body, None, None)

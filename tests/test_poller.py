@@ -152,7 +152,9 @@ async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_
     assert rig.book.current.incremental_blocker() is not None
     assert why in rig.book.current.incremental_blocker()  # type: ignore[operator]
     assert isinstance(rig.poller.strategy, FullListing)
-    assert [e["strategy"] for e in logs if e["event"] == "poll.strategy"][-1] == "full"
+    switches = [e for e in logs if e["event"] == "poll.strategy"]
+    assert switches[-1]["strategy"] == "full" and switches[-1]["queue"] == "etl"
+    assert why in switches[-1]["reason"]
     summary = rig.poller.summary
     assert summary is not None
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
@@ -340,9 +342,9 @@ async def test_an_unknown_state_in_a_detail_is_counted_logged_once_and_never_ret
         logs += await rig.poll()
     details = [q for endpoint, q in rig.source.requests if endpoint == "detail"]
     assert len(details) == 3, "one detail request per poll, none retried"
-    assert [e["event"] for e in logs if e["event"] == "poll.rows_rejected"] == [
-        "poll.rows_rejected"
-    ]
+    assert [
+        (e["queue"], e["unknown_state"]) for e in logs if e["event"] == "poll.rows_rejected"
+    ] == [("etl", 1)]
     assert rig.sample("dli_monitor_rejected_rows_total", queue="etl", reason="unknown_state") == 3
     assert job_events(logs) == []
 
@@ -358,7 +360,10 @@ async def test_a_failed_poll_marks_the_queue_down_and_says_so_once_at_error_leve
     logs = await rig.poll()
     assert rig.sample("dli_monitor_up", queue="etl") == 0
     failed = [e for e in logs if e["event"] == "poll.failed"]
-    assert [(e["log_level"], e["error_code"]) for e in failed] == [("error", "DLI.0003")]
+    assert [(e["log_level"], e["error_code"], e["queue"], e["attempt"]) for e in failed] == [
+        ("error", "DLI.0003", "etl", 1)
+    ]
+    assert failed[0]["error"] == "HTTP 403 DLI.0003: forbidden" and failed[0]["retry_in"] == 30
     rig.clock.advance(30)
     await rig.poll()
     assert rig.sample("dli_monitor_up", queue="etl") == 1
@@ -444,3 +449,20 @@ async def test_auto_goes_incremental_on_a_long_history_and_back_when_it_shrinks(
         ("poll.strategy", "full")
     ]
     assert isinstance(rig.poller.strategy, FullListing)
+
+
+async def test_a_job_confirmed_by_its_detail_stays_in_the_queue_it_was_listed_in() -> None:
+    rig = Rig(queues=("etl", "ml"), jobs=30)
+    rig.source.detail_without_queue = True
+    await rig.poll()
+    job = next(j for j in rig.world.jobs.values() if j.queue == "etl" and j.state is S.RUNNING)
+    # Finished and already gone from the listing (a long poll interval): its detail tells.
+    rig.world.set_state(job.id, S.DEAD)
+    rig.world.jobs[job.id].queue = "hidden"
+    rig.clock.advance(30)
+    logs = await rig.poll()
+    assert [(e["queue"], e["to_state"]) for e in logs if e["event"] == "job.transition"] == [
+        ("etl", "dead")
+    ]
+    summary = rig.poller.summary
+    assert summary is not None and ("", S.DEAD) not in summary.counts

@@ -66,6 +66,67 @@ def test_codec_round_trip(snaps: dict[str, JobSnapshot]) -> None:
     assert {k: v.horizon_ms for k, v in back.items()} == {k: v.horizon_ms for k, v in snaps.items()}
 
 
+GOOD_ROW = ["a", "running", "etl", "n", "o", "app", "k", "A", 1, 2, 3, 4, 0, None]
+
+
+@pytest.mark.parametrize(
+    ("doc", "why"),
+    [
+        ([], "not a dli-monitor state file"),
+        ({"format": "other"}, "not a dli-monitor state file"),
+        ({"format": "dli-monitor-state", "version": 2}, "format version 2, this build reads 1"),
+        ({"project_id": "q"}, "saved for project 'q' at 'e', not 'p' at 'e'"),
+        ({"endpoint": "f"}, "saved for project 'p' at 'f', not 'p' at 'e'"),
+        ({"targets": []}, "no targets"),
+        ({"targets": {"etl": []}}, "target 'etl' is malformed"),
+        ({"targets": {"etl": {"jobs": {}}}}, "target 'etl' is malformed"),
+        ({"targets": {"etl": {"jobs": [], "tombstones": []}}},
+         "target 'etl' has malformed tombstones"),
+        ({"targets": {"etl": {"jobs": [], "tombstones": {"a": "x"}}}},
+         "target 'etl' has malformed tombstones"),
+        ({"targets": {"etl": {"jobs": [], "horizon_ms": "x"}}},
+         "target 'etl' has a malformed horizon"),
+        ({"targets": {"etl": {"jobs": ["row"]}}}, "a job row has the wrong shape"),
+        ({"targets": {"etl": {"jobs": [GOOD_ROW[:12]]}}}, "a job row has the wrong shape"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW, 1]]}}}, "a job row has the wrong shape"),
+        ({"targets": {"etl": {"jobs": [[7, *GOOD_ROW[1:]]]}}}, "a job row has a non-text field"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW[:7], 7, *GOOD_ROW[8:]]]}}},
+         "a job row has a non-text field"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW[:8], "1", *GOOD_ROW[9:]]]}}},
+         "a job row has a non-integer time"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW[:10], 1.5, *GOOD_ROW[11:]]]}}},
+         "a job row has a non-integer time"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW[:11], "4", *GOOD_ROW[12:]]]}}},
+         "a job row has a non-integer time"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW[:12], "0", None]]}}},
+         "a job row has a non-integer time"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW[:13], True]]}}},
+         "a job row has a non-integer time"),
+        ({"targets": {"etl": {"jobs": [[*GOOD_ROW[:13], "9"]]}}},
+         "a job row has a non-integer time"),
+        ({"targets": {"etl": {"jobs": [["a", "zombie", *GOOD_ROW[2:]]]}}},
+         "unknown job state 'zombie'"),
+    ],
+)  # fmt: skip
+def test_a_state_file_that_is_not_ours_to_use_is_rejected_saying_why(doc: object, why: str) -> None:
+    base = {"format": "dli-monitor-state", "version": 1, "project_id": "p", "endpoint": "e",
+            "targets": {}}  # fmt: skip
+    data = {**base, **doc} if isinstance(doc, dict) else doc
+    with pytest.raises(statecodec.StateRejected) as info:
+        statecodec.decode(orjson.dumps(data), project_id="p", endpoint="e")
+    assert str(info.value) == why
+
+
+def test_a_state_file_that_is_not_json_says_so() -> None:
+    with pytest.raises(statecodec.StateRejected, match=r"^not JSON \("):
+        statecodec.decode(b"{nope", project_id="p", endpoint="e")
+
+
+def test_a_saved_file_says_when_it_was_saved() -> None:
+    data = statecodec.encode({}, project_id="p", endpoint="e", saved_at_ms=1234)
+    assert orjson.loads(data)["saved_at_ms"] == 1234
+
+
 def test_a_file_from_before_missing_since_was_kept_still_loads() -> None:
     snap = JobSnapshot.baseline([Job("a", JobState.RUNNING, "etl")], now_ms=5)
     doc = orjson.loads(
