@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from monitor.dli.regions import endpoint_for
 from monitor.metrics import DEFAULT_DURATION_BUCKETS
+from monitor.redact import redact_text, redact_url
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -198,7 +199,7 @@ class Settings(BaseSettings):
     def summary(self) -> dict[str, Any]:
         """The configuration without secrets, for the ``monitor.started`` event."""
         return {
-            "endpoint": self.base_url,
+            "endpoint": redact_url(self.base_url),
             "queues": list(self.queues),
             "poll_interval": self.poll_interval,
             "poll_strategy": self.poll_strategy,
@@ -244,17 +245,28 @@ def _field_env(loc: tuple[int | str, ...]) -> str:
     return PREFIX + str(loc[0]).upper()
 
 
+#: settings whose values are never shown, not even in an error about them
+SECRET_FIELDS = frozenset({"ak", "sk", "security_token", "token"})
+
+
 def _one_line(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors(include_url=False):
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = redact_text(err["msg"].removeprefix("Value error, "))
         where = _field_env(err["loc"])
         if err["type"] == "extra_forbidden":
             msg = "is not a known setting"
         value = err.get("input")
+        field = str(err["loc"][0]).lower() if err["loc"] else ""
         shown = ""
-        if isinstance(value, str | int | float) and "SK" not in where and "TOKEN" not in where:
-            shown = f" (got {value!r})"
+        # Only a known, non-secret setting's value is echoed: an unknown key may be a misnamed
+        # secret (`secret_key = "…"`), and a URL may carry a password.
+        if (
+            isinstance(value, str | int | float)
+            and field in Settings.model_fields
+            and field not in SECRET_FIELDS
+        ):
+            shown = f" (got {redact_text(repr(value))})"
         problems.append(f"{where}: {msg}{shown}" if err["loc"] else msg)
     return "invalid configuration: " + "; ".join(problems)
 

@@ -32,6 +32,7 @@ from monitor.dli.credentials import (
 from monitor.events import EventLog
 from monitor.metrics import Metrics
 from monitor.poller import QueuePoller, Target
+from monitor.redact import redact_url
 from monitor.server import Health, make_app, serve
 from monitor.snapshot import JobSnapshot
 from monitor.statefile import StateFile
@@ -89,7 +90,12 @@ class Daemon:
         self.addresses: list[str] = []
         self._scope: anyio.CancelScope | None = None
         self._state = (
-            StateFile(settings.state_file, project_id=self.project_id, endpoint=settings.base_url)
+            # The file names its endpoint without credentials: it is output too.
+            StateFile(
+                settings.state_file,
+                project_id=self.project_id,
+                endpoint=redact_url(settings.base_url),
+            )
             if settings.state_file is not None
             else None
         )

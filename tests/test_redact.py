@@ -1,0 +1,54 @@
+"""No secret in any output: configuration errors and URLs with credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.redact import redact_text, redact_url
+
+SECRET = "pa55-Wrd-9d8f7e6c"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"http://admin:{SECRET}@127.0.0.1:8080/x", "http://***@127.0.0.1:8080/x"),
+        (f"https://{SECRET}@dli.example.com", "https://***@dli.example.com"),
+        ("https://dli.cn-north-4.myhuaweicloud.com", "https://dli.cn-north-4.myhuaweicloud.com"),
+    ],
+)
+def test_credentials_in_a_url_are_replaced(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert redact_text(f"cannot reach {url} now") == f"cannot reach {shown} now"
+
+
+@pytest.mark.parametrize("key", ["secret_key", "secret", "password", "sk_value"])
+def test_an_unknown_toml_key_never_shows_its_value(tmp_path: Path, key: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'project_id = "p1"\nauth = "none"\nendpoint = "http://127.0.0.1:1"\n'
+                      f'{key} = "{SECRET}"\n')  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert "is not a known setting" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_a_bad_endpoint_with_credentials_is_named_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DLI_MONITOR_PROJECT_ID", "p1")
+    monkeypatch.setenv("DLI_MONITOR_AUTH", "none")
+    monkeypatch.setenv("DLI_MONITOR_ENDPOINT", f"ftp://admin:{SECRET}@127.0.0.1/")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert "DLI_MONITOR_ENDPOINT" in str(info.value) and SECRET not in str(info.value)
+    assert "ftp://***@127.0.0.1/" in str(info.value)
+
+
+def test_the_start_up_summary_shows_the_endpoint_without_credentials() -> None:
+    settings = Settings(project_id="p1", endpoint=f"http://admin:{SECRET}@127.0.0.1:9", auth="none")
+    assert settings.summary()["endpoint"] == "http://***@127.0.0.1:9"
+    assert SECRET not in repr(settings.summary())
