@@ -235,15 +235,16 @@ class QueuePoller:
             self._book.current,
             gathered.full_listing_requests,
         )
-        if isinstance(current, IncrementalListing):
-            if name == "incremental":
+        lister: Strategy
+        if name == "incremental":
+            if isinstance(current, IncrementalListing):
                 return IncrementalListing(gathered.watermark_ms)
-            lister: Strategy = FullListing(probe=probe)
-        elif name == "incremental":
             created = [t.job.create_time for t in self._snapshot or () if t.job.create_time]
             lister = IncrementalListing(max(created, default=None))
         else:
-            return FullListing(probe=probe)
+            lister = FullListing(probe=probe)
+            if isinstance(current, FullListing):
+                return lister
         self._switch(lister, reason)
         return lister
 

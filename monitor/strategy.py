@@ -173,7 +173,7 @@ class IncrementalListing:
                 offset=0,
                 size=1,
                 queue=queue,
-                filters=Query(queue, state).filters(),
+                filters=Query(state=state).filters(),
                 budget=budget,
                 on_retry=on_retry,
             )

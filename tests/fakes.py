@@ -56,8 +56,13 @@ class WorldSource:
     #: detail answers leave out ``queue`` and ``cluster_name`` (the client fills in the queue the
     #: job was listed in)
     detail_without_queue: bool = False
+    #: list rows leave out ``update_time`` (times then come from the poll clock)
+    rows_without_update_time: bool = False
+    #: the retry budget each request was given, in order (one object per poll, if all is well)
+    budgets: list[RetryBudget | None] = field(default_factory=list)
 
     def _retry_transients(self, budget: RetryBudget | None, on_retry: RetryCallback | None) -> None:
+        self.budgets.append(budget)
         budget = budget or RetryBudget()
         for attempt in range(1, self.transient + 1):
             budget.sent()
@@ -88,6 +93,9 @@ class WorldSource:
         if self.on_list is not None:
             self.on_list(query)
         answer = list_answer(self.world, query, self.variant)
+        if self.rows_without_update_time and answer.status == 200:
+            for row in answer.doc["sessions"]:  # type: ignore[attr-defined]
+                row.pop("update_time", None)
         body = orjson.dumps(answer.doc)
         if answer.status != 200:
             raise api_error(answer.status, body, None, None)

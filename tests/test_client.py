@@ -19,7 +19,7 @@ from monitor.behaviour import is_gone
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import APIError, MalformedResponse, RequestTimeout, TransportError
 from monitor.dli.models import JobState
-from monitor.dli.retry import retry_after
+from monitor.dli.retry import retry_after, skew
 
 BASE = "http://127.0.0.1:9"
 LIST = re.compile(r"^http://127\.0\.0\.1:9/v2\.0/p1/batches\?.*$")
@@ -252,3 +252,16 @@ async def test_a_detail_is_asked_by_id_and_takes_the_queue_it_was_listed_in(
                 on_retry=lambda e, a, d: retries.append(a),
             )
     assert retries == [1], "the poll's budget and retry callback are the detail's too"
+
+
+def test_a_poll_budget_counts_what_it_spent() -> None:
+    budget = RetryBudget(2, per_request=0)
+    assert budget.take() and budget.take() and not budget.take()
+    assert budget.spent == 2
+    budget.sent()
+    assert budget.retries == 0
+
+
+def test_clock_skew_is_read_from_the_date_header_only_when_there_is_one() -> None:
+    assert skew(None) is None and skew("not a date") is None
+    assert abs(skew(email.utils.formatdate(time.time() - 120, usegmt=True)) - 120) < 5  # type: ignore[operator]

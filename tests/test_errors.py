@@ -97,3 +97,23 @@ def test_failures_before_an_answer_and_torn_answers_are_retried_unknown_states_n
     assert MalformedResponse("torn").retryable
     assert not UnknownJobState("QUEUED").retryable
     assert not DLIError("base").retryable and DLIError("base").retry_after is None
+
+
+def test_errors_carry_their_text_and_request_id_as_exceptions_do() -> None:
+    error = APIError(400, "DLI.0001", "bad", "r-1")
+    assert error.args == ("HTTP 400 DLI.0001: bad (request id r-1)",)
+    assert MalformedResponse("torn", "r-2").request_id == "r-2"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        (b'{"code": "DLI.0001"}', "DLI.0001", ""),
+        (b'{"error": {"code": "DLI.0002"}}', "DLI.0002", ""),
+        (b'{"error": {"message": "only text"}}', "", "only text"),
+        (b"\xff\xfe not utf-8", "", "\ufffd\ufffd not utf-8"),
+    ],
+)
+def test_partial_error_bodies_keep_what_they_have(body: bytes, code: str, message: str) -> None:
+    error = api_error(400, body, None, None)
+    assert (error.code, error.message) == (code, message)

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from monitor.dli.errors import MalformedResponse, UnknownJobState
-from monitor.dli.models import JobState, parse_job_detail, parse_list_page
+from monitor.dli.models import Job, JobState, parse_job_detail, parse_list_page
 
 SEED_EXAMPLE = b"""{
     "from": 0, "total": 1,
@@ -101,3 +101,33 @@ def test_a_detail_without_a_queue_takes_the_default_and_names_its_request() -> N
         parse_job_detail(b"[1]", request_id="rid-4")
     with pytest.raises(MalformedResponse, match="malformed"):
         parse_job_detail(b'{"state": "dead"}')
+
+
+def test_every_kept_field_of_a_row_is_read() -> None:
+    row = {
+        "id": "j1", "state": "running", "queue": "etl", "cluster_name": "other", "name": "n1",
+        "owner": "alice", "appId": "app-1", "kind": "spark", "sc_type": "B",
+        "create_time": 1.5e12, "update_time": 1_500_000_000_500, "duration": 300,
+    }  # fmt: skip
+    page = parse_list_page(orjson.dumps({"total": 1, "sessions": [row]}))
+    assert page.jobs[0] == Job(
+        "j1", JobState.RUNNING, "etl", "n1", "alice", "app-1", "spark", "B",
+        1_500_000_000_000, 1_500_000_000_500, 300,
+    )  # fmt: skip
+    odd = {"id": "j2", "state": "dead", "cluster_name": "old", "name": 5, "create_time": True}
+    (job,) = parse_list_page(orjson.dumps({"total": 1, "sessions": [odd]})).jobs
+    assert (job.queue, job.name, job.create_time) == ("old", "", None)
+
+
+def test_a_row_with_an_empty_id_is_rejected() -> None:
+    page = parse_list_page(b'{"total": 1, "sessions": [{"id": "", "state": "running"}]}')
+    assert page.jobs == () and page.rejected == 1
+
+
+def test_a_malformed_detail_says_what_is_wrong() -> None:
+    with pytest.raises(MalformedResponse) as info:
+        parse_job_detail(b'{"state": "dead"}')
+    assert str(info.value) == "job detail is malformed: row has no id or state"
+    with pytest.raises(UnknownJobState) as long_state:
+        parse_job_detail(orjson.dumps({"id": "a", "state": "x" * 100}))
+    assert long_state.value.state == "x" * 40

@@ -42,6 +42,7 @@ class Rig:
         source: WorldSource | None = None,
         queues: tuple[str, ...] = ("etl",),
         retries: int = 8,
+        target: Target | None = None,
     ) -> None:
         self.world = World("p1", queues, seed=5, now_ms=int(T0 * 1000), lifecycle=QUIET,
                            initial_jobs=jobs)  # fmt: skip
@@ -53,8 +54,9 @@ class Rig:
         self.source.world = self.world
         self.metrics = Metrics("test")
         self.book = BehaviourBook()
+        self.applied: list[QueuePoller] = []
         self.poller = QueuePoller(
-            Target("etl"),
+            target or Target("etl"),
             self.source,
             EventLog("p1"),
             self.metrics,
@@ -64,6 +66,7 @@ class Rig:
             behaviour=self.book,
             clock=self.clock,
             retries_per_poll=retries,
+            on_applied=self.applied.append,
         )
 
     async def poll(self) -> list[MutableMapping[str, Any]]:
@@ -328,7 +331,7 @@ class OddDetail(WorldSource):
         from monitor.dli.errors import UnknownJobState
 
         self.requests.append(("detail", {"id": job_id}))
-        raise UnknownJobState("QUEUED")
+        raise UnknownJobState("QUEUED", "rid-odd")
 
 
 async def test_an_unknown_state_in_a_detail_is_counted_logged_once_and_never_retried() -> None:
@@ -466,3 +469,92 @@ async def test_a_job_confirmed_by_its_detail_stays_in_the_queue_it_was_listed_in
     ]
     summary = rig.poller.summary
     assert summary is not None and ("", S.DEAD) not in summary.counts
+
+
+async def test_every_request_of_a_poll_spends_one_budget_per_poll() -> None:
+    strategies: tuple[StrategySetting, ...] = ("full", "incremental")
+    for strategy in strategies:
+        rig = Rig(strategy=strategy, jobs=60)
+        for _ in range(3):
+            await rig.poll()
+            rig.clock.advance(30)
+        rig.world.delete(rig.active())
+        rig.source.budgets.clear()
+        await rig.poll()
+        budgets = rig.source.budgets
+        assert len(budgets) > 3 and all(b is budgets[0] for b in budgets), strategy
+        assert budgets[0] is not None
+
+
+async def test_a_baseline_reports_per_queue_counts_and_applies_are_announced() -> None:
+    rig = Rig(queues=("etl", "ml"), target=Target(None), jobs=30)
+    logs = await rig.poll()
+    baselines = {e["queue"]: e["counts"] for e in logs if e["event"] == "monitor.baseline"}
+    assert baselines == {
+        q: {s.value: n for s, n in rig.world.counts(q).items()} for q in ("etl", "ml")
+    }
+    assert rig.applied == [rig.poller]
+    assert rig.sample("dli_monitor_last_success_timestamp_seconds", queue="*") == T0
+    # A project-wide poll reports each job under its own queue, not "*".
+    job = next(j for j in rig.world.jobs.values() if j.queue == "ml" and j.state is S.RUNNING)
+    rig.world.set_state(job.id, S.SUCCESS)
+    rig.clock.advance(30)
+    changes = [e for e in await rig.poll() if e["event"] == "job.transition"]
+    assert [(e["queue"], e["job_id"]) for e in changes] == [("ml", job.id)]
+    assert (
+        rig.sample(
+            "dli_batch_job_transitions_total", queue="ml", from_state="running", to_state="success"
+        )
+        == 1
+    )
+
+
+async def test_without_update_time_the_poll_clock_times_a_state() -> None:
+    rig = Rig()
+    rig.source.rows_without_update_time = True
+    await rig.poll()
+    job = rig.active()
+    rig.clock.advance(42)
+    rig.world.set_state(job, S.DEAD)
+    logs = await rig.poll()
+    (change,) = [e for e in logs if e["event"] == "job.transition"]
+    assert change["in_state_seconds"] == 42.0
+
+
+async def test_an_incremental_poll_of_an_empty_queue_works() -> None:
+    rig = Rig(strategy="incremental", jobs=0)
+    assert await rig.poller.poll()
+    assert rig.sample("dli_monitor_up", queue="etl") == 1
+
+
+async def test_history_seen_by_incremental_polls_is_not_rediscovered_by_a_full_listing() -> None:
+    rig = Rig(strategy="incremental", jobs=80)
+    baseline = await rig.poll()  # incremental from the start: its totals differ per state
+    assert not [e for e in baseline if e["event"] == "poll.strategy"]
+    snapshot = rig.poller.snapshot
+    assert snapshot is not None and snapshot.horizon_ms is not None
+    # The API stops sending total: incremental polls are no longer exact, the queue is listed
+    # in full, and every old finished job comes back in the listing.
+    rig.source.variant = ApiVariant(total="missing")
+    logs = []
+    for _ in range(2):
+        rig.clock.advance(30)
+        logs += await rig.poll()
+    assert isinstance(rig.poller.strategy, FullListing)
+    assert job_events(logs) == []
+
+
+async def test_switching_to_incremental_starts_from_the_newest_job_seen() -> None:
+    rig = Rig(strategy="auto", jobs=200)
+    logs = []
+    for _ in range(3):
+        logs += await rig.poll()
+        rig.clock.advance(30)
+    strategy = rig.poller.strategy
+    assert isinstance(strategy, IncrementalListing)
+    newest = max(j.create_time for j in rig.world.jobs.values())
+    assert strategy.watermark_ms == newest
+    switch = [e for e in logs if e["event"] == "poll.strategy"]
+    assert [(e["strategy"], e["reason"]) for e in switch] == [
+        ("incremental", "a full listing takes 50 requests")
+    ]

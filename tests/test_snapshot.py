@@ -295,3 +295,15 @@ def test_api_counts_replace_only_the_states_they_name() -> None:
     replaced = summary.with_counts({("q", S.SUCCESS): 900})
     assert replaced.counts == {("q", S.RUNNING): 1, ("q", S.SUCCESS): 900}
     assert replaced.oldest_since_ms == summary.oldest_since_ms
+
+
+def test_the_oldest_active_job_of_each_state_is_remembered_and_only_for_active_states() -> None:
+    jobs = [
+        job("a", S.RUNNING, update_time=T0 - 500),
+        job("b", S.RUNNING, update_time=T0 - 900),
+        job("c", S.RUNNING, update_time=T0 - 900),
+        job("d", S.SUCCESS, update_time=T0 - 5000),
+        job("e", S.STARTING, update_time=T0 - 10),
+    ]
+    summary = JobSnapshot.baseline(jobs, now_ms=T0).summary
+    assert summary.oldest_since_ms == {("q", S.RUNNING): T0 - 900, ("q", S.STARTING): T0 - 10}

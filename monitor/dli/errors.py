@@ -142,7 +142,7 @@ def api_error(
     else the body's ``request_id``) read from whichever body shape the API used."""
     code = message = ""
     try:
-        doc = orjson.loads(body) if body else None
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         doc = None
     if isinstance(doc, dict):

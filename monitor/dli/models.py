@@ -50,7 +50,7 @@ _STATES: dict[str, JobState] = {s.value: s for s in JobState}
 
 def parse_state(raw: str) -> JobState | None:
     """A state as the API spells it (``running``, ``Running``, ``RUNNING``), or ``None``."""
-    return _STATES.get(raw) or _STATES.get(raw.strip().lower())
+    return _STATES.get(raw.strip().lower())
 
 
 @dataclass(frozen=True, slots=True)
