@@ -131,3 +131,30 @@ def test_a_malformed_detail_says_what_is_wrong() -> None:
     with pytest.raises(UnknownJobState) as long_state:
         parse_job_detail(orjson.dumps({"id": "a", "state": "x" * 100}))
     assert long_state.value.state == "x" * 40
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"[]", "response is not a JSON object"),
+        (b'{"total": 1, "sessions": {}}', "'sessions' is not a list"),
+        (b'{"total": -1, "sessions": []}', "'total' is not a non-negative integer"),
+        (b'{"total": true, "sessions": []}', "'total' is not a non-negative integer"),
+    ],
+)
+def test_a_malformed_list_page_says_what_is_wrong_and_names_its_request(
+    body: bytes, why: str
+) -> None:
+    with pytest.raises(MalformedResponse) as info:
+        parse_list_page(body, request_id="rid-5")
+    assert str(info.value) == f"{why} (request id rid-5)"
+    with pytest.raises(MalformedResponse, match=r"^response is not JSON: "):
+        parse_list_page(b"{", request_id=None)
+
+
+def test_rows_without_a_queue_take_the_listing_s_queue_or_none() -> None:
+    body = b'{"sessions": [{"id": "a", "state": "starting"}], "total": 1}'
+    assert parse_list_page(body).jobs[0].queue == ""
+    assert parse_list_page(body, default_queue="etl").jobs[0].queue == "etl"
+    assert parse_list_page(b'{"sessions": null, "total": 0}').rows == 0
+    assert parse_list_page(b'{"total": 0}').rows == 0

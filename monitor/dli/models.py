@@ -116,7 +116,7 @@ class _UnknownState(Exception):
 
 def _job(row: object, default_queue: str) -> Job:
     if not isinstance(row, dict):
-        raise TypeError("row is not an object")
+        raise TypeError  # a list row only: a detail that is not an object fails in _load
     job_id = row.get("id")
     state = row.get("state")
     if not isinstance(job_id, str) or not job_id or not isinstance(state, str):
@@ -156,7 +156,7 @@ def parse_list_page(
 ) -> ListPage:
     """Parse a list response body; raise :class:`MalformedResponse` if the envelope is wrong."""
     doc = _load(body, request_id)
-    sessions = doc.get("sessions", [])
+    sessions = doc.get("sessions")
     total = doc.get("total")
     if sessions is None:
         sessions = []
