@@ -40,7 +40,7 @@ from monitor.strategy import (
     incremental_usable,
 )
 
-__all__ = ["ALL_QUEUES", "QueuePoller", "Target"]
+__all__ = ["ALL_QUEUES", "QueuePoller", "Target", "next_start"]
 
 #: the ``queue`` label of self metrics when no queues are configured (one project-wide poller)
 ALL_QUEUES = "*"
@@ -152,10 +152,8 @@ class QueuePoller:
                 self._failed(
                     f"poll did not finish within {self.poll_timeout:g} s", "PollTimeout", 1
                 )
-            next_at += self.interval
             now = anyio.current_time()
-            if next_at < now:
-                next_at += math.ceil((now - next_at) / self.interval) * self.interval
+            next_at = next_start(next_at, now, self.interval)
             self.heartbeat = now
             await anyio.sleep_until(next_at)
 
@@ -328,6 +326,16 @@ class QueuePoller:
             if queue not in self._initialised:
                 self._metrics.init_queue(queue)
                 self._initialised.add(queue)
+
+
+def next_start(started: float, now: float, interval: float) -> float:
+    """When the poll after one that started at ``started`` starts, seen at ``now``: one interval
+    later, or if the poll ran past that, the first slot of the same grid still ahead (missed
+    slots are skipped, not made up for)."""
+    due = started + interval
+    if due < now:
+        due += math.ceil((now - due) / interval) * interval
+    return due
 
 
 def _counts_by_queue(

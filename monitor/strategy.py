@@ -17,6 +17,7 @@ after gathering changes nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -104,7 +105,7 @@ class FullListing:
             for job in listing.jobs.values():
                 if job.state in counts:
                     counts[job.state] += 1
-            rows = listing.facts[0].rows if listing.facts else 0
+            rows = listing.facts[0].rows
             for state in sorted(TERMINAL_STATES):
                 page, _ = await source.list_page(
                     offset=0,
@@ -214,7 +215,7 @@ class IncrementalListing:
         return Gathered(
             listing,
             totals=totals,
-            full_listing_requests=max(1, -(-everything // page_size)),
+            full_listing_requests=math.ceil(everything / page_size),
             history_before_ms=(None if watermark is None else watermark - WATERMARK_MARGIN_MS),
             watermark_ms=watermark,
         )

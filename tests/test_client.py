@@ -265,3 +265,12 @@ def test_a_poll_budget_counts_what_it_spent() -> None:
 def test_clock_skew_is_read_from_the_date_header_only_when_there_is_one() -> None:
     assert skew(None) is None and skew("not a date") is None
     assert abs(skew(email.utils.formatdate(time.time() - 120, usegmt=True)) - 120) < 5  # type: ignore[operator]
+
+
+def test_retry_after_in_seconds_or_as_a_date_never_negative() -> None:
+    assert retry_after(None) is None and retry_after("") is None
+    assert retry_after("garbage") is None
+    assert retry_after("0") == 0.0 and retry_after("0.5") == 0.5
+    assert retry_after("-3") == 0.0
+    past = email.utils.formatdate(time.time() - 60, usegmt=True)
+    assert retry_after(past) == 0.0

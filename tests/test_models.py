@@ -158,3 +158,15 @@ def test_rows_without_a_queue_take_the_listing_s_queue_or_none() -> None:
     assert parse_list_page(body, default_queue="etl").jobs[0].queue == "etl"
     assert parse_list_page(b'{"sessions": null, "total": 0}').rows == 0
     assert parse_list_page(b'{"total": 0}').rows == 0
+
+
+def test_unknown_states_are_counted_and_the_first_odd_spelling_kept() -> None:
+    rows = [
+        {"id": "a", "state": "Running"},
+        {"id": "b", "state": "running"},
+        {"id": "c", "state": "QUEUED"},
+        {"id": "d", "state": "paused"},
+    ]
+    page = parse_list_page(orjson.dumps({"total": 4, "sessions": rows}))
+    assert (page.rows, len(page.jobs), page.unknown_state, page.rejected) == (4, 2, 2, 0)
+    assert page.spelling == "Running"

@@ -19,7 +19,7 @@ from monitor.dli.models import Job, JobState
 from monitor.dli.source import RetryBudget, RetryCallback
 from monitor.events import EventLog
 from monitor.metrics import Metrics
-from monitor.poller import QueuePoller, Target
+from monitor.poller import QueuePoller, Target, next_start
 from monitor.simulator import ApiVariant, Lifecycle, World
 from monitor.snapshot import UNCONFIRMED_TTL_MS
 from monitor.strategy import FullListing, IncrementalListing, StrategySetting
@@ -345,9 +345,10 @@ async def test_an_unknown_state_in_a_detail_is_counted_logged_once_and_never_ret
         logs += await rig.poll()
     details = [q for endpoint, q in rig.source.requests if endpoint == "detail"]
     assert len(details) == 3, "one detail request per poll, none retried"
-    assert [
-        (e["queue"], e["unknown_state"]) for e in logs if e["event"] == "poll.rows_rejected"
-    ] == [("etl", 1)]
+    rejected = [e for e in logs if e["event"] == "poll.rows_rejected"]
+    assert [(e["queue"], e["rejected"], e["unknown_state"], e["request_id"]) for e in rejected] == [
+        ("etl", 0, 1, "rid-odd")
+    ]
     assert rig.sample("dli_monitor_rejected_rows_total", queue="etl", reason="unknown_state") == 3
     assert job_events(logs) == []
 
@@ -472,7 +473,7 @@ async def test_a_job_confirmed_by_its_detail_stays_in_the_queue_it_was_listed_in
 
 
 async def test_every_request_of_a_poll_spends_one_budget_per_poll() -> None:
-    strategies: tuple[StrategySetting, ...] = ("full", "incremental")
+    strategies: tuple[StrategySetting, ...] = ("auto", "incremental")
     for strategy in strategies:
         rig = Rig(strategy=strategy, jobs=60)
         for _ in range(3):
@@ -545,16 +546,63 @@ async def test_history_seen_by_incremental_polls_is_not_rediscovered_by_a_full_l
 
 
 async def test_switching_to_incremental_starts_from_the_newest_job_seen() -> None:
-    rig = Rig(strategy="auto", jobs=200)
+    rig = Rig(strategy="auto", jobs=200, queues=("etl", "ml"))
     logs = []
-    for _ in range(3):
+    while not isinstance(rig.poller.strategy, IncrementalListing):
         logs += await rig.poll()
         rig.clock.advance(30)
     strategy = rig.poller.strategy
     assert isinstance(strategy, IncrementalListing)
-    newest = max(j.create_time for j in rig.world.jobs.values())
+    newest = max(j.create_time for j in rig.world.jobs.values() if j.queue == "etl")
     assert strategy.watermark_ms == newest
     switch = [e for e in logs if e["event"] == "poll.strategy"]
     assert [(e["strategy"], e["reason"]) for e in switch] == [
-        ("incremental", "a full listing takes 50 requests")
+        ("incremental", "a full listing takes 25 requests")
     ]
+
+
+def test_polls_start_on_a_fixed_grid_and_skip_the_slots_a_long_poll_missed() -> None:
+    assert next_start(100.0, 101.0, 30.0) == 130.0
+    assert next_start(100.0, 130.0, 30.0) == 130.0
+    assert next_start(100.0, 131.0, 30.0) == 160.0
+    assert next_start(100.0, 195.0, 30.0) == 220.0
+
+
+class Broken(WorldSource):
+    """A list request that raises what no DLI error is (a bug), or never answers."""
+
+    hang = False
+
+    async def list_page(self, **kw: Any) -> Any:
+        if self.hang:
+            await anyio.sleep_forever()
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("hang", "error", "code"),
+    [
+        (False, "internal error: RuntimeError: boom", "InternalError"),
+        (True, "poll did not finish within 0.05 s", "PollTimeout"),
+    ],
+)
+async def test_a_bug_or_a_wedged_poll_is_reported_and_the_loop_goes_on(
+    hang: bool, error: str, code: str
+) -> None:
+    source = Broken(World("p1", ("etl",), now_ms=0))
+    source.hang = hang
+    rig = Rig(source=source)
+    rig.poller.poll_timeout = 0.05
+    rig.poller.interval = 0.01
+    before = anyio.current_time()
+    with capture_logs() as logs, anyio.move_on_after(1):
+        while sum(e["event"] == "poll.failed" for e in logs) < 2:
+            with anyio.move_on_after(0.3):
+                await rig.poller.run()
+    failed = [e for e in logs if e["event"] == "poll.failed"]
+    assert len(failed) >= 2, "the loop went on after the first failure"
+    assert {(e["error"], e["error_code"], e["attempt"], e["log_level"]) for e in failed} == {
+        (error, code, 1, "error")
+    }
+    assert rig.sample("dli_monitor_up", queue="etl") == 0
+    assert rig.poller.heartbeat >= before

@@ -299,9 +299,9 @@ def test_api_counts_replace_only_the_states_they_name() -> None:
 
 def test_the_oldest_active_job_of_each_state_is_remembered_and_only_for_active_states() -> None:
     jobs = [
-        job("a", S.RUNNING, update_time=T0 - 500),
         job("b", S.RUNNING, update_time=T0 - 900),
-        job("c", S.RUNNING, update_time=T0 - 900),
+        job("a", S.RUNNING, update_time=T0 - 500),
+        job("c", S.RUNNING, update_time=T0 - 700),
         job("d", S.SUCCESS, update_time=T0 - 5000),
         job("e", S.STARTING, update_time=T0 - 10),
     ]
