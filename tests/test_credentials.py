@@ -132,7 +132,11 @@ async def test_metadata_keys_sign_requests_the_simulator_accepts() -> None:
             )
         )
         async with running(daemon):
-            pass
+            # running() returned: every queue was polled with the temporary keys, and the
+            # signing simulator accepted them.
+            assert daemon.ready() == (True, "ok")
+            assert daemon.metrics.registry.get_sample_value("dli_monitor_up", {"queue": "etl"}) == 1
+            assert sim.requests > 0
 
 
 async def test_clock_skew_is_measured_and_reported_once() -> None:

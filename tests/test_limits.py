@@ -95,7 +95,8 @@ async def test_the_ceiling_holds_in_every_second_at_a_sliding_window_gateway() -
     )
     assert sim.gateway_throttled == 0
     assert busiest <= limit
-    assert rate >= limit * 0.7, "the limit is a ceiling, not a throttle far below it"
+    # That the ceiling is not a throttle far below it is shown on a fake clock
+    # (test_ratelimit.py); here, that every queue got its turn.
     assert all(p.ready for p in daemon.pollers), "every queue got its turn"
 
 
