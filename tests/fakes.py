@@ -58,6 +58,8 @@ class WorldSource:
     detail_without_queue: bool = False
     #: list rows leave out ``update_time`` (times then come from the poll clock)
     rows_without_update_time: bool = False
+    #: list rows leave out ``create_time`` too
+    rows_without_create_time: bool = False
     #: the retry budget each request was given, in order (one object per poll, if all is well)
     budgets: list[RetryBudget | None] = field(default_factory=list)
 
@@ -96,6 +98,9 @@ class WorldSource:
         if self.rows_without_update_time and answer.status == 200:
             for row in answer.doc["sessions"]:  # type: ignore[attr-defined]
                 row.pop("update_time", None)
+        if self.rows_without_create_time and answer.status == 200:
+            for row in answer.doc["sessions"]:  # type: ignore[attr-defined]
+                row.pop("create_time", None)
         body = orjson.dumps(answer.doc)
         if answer.status != 200:
             raise api_error(answer.status, body, None, None)

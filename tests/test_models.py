@@ -95,6 +95,7 @@ def test_malformed_detail_names_the_request() -> None:
 def test_a_detail_without_a_queue_takes_the_default_and_names_its_request() -> None:
     job = parse_job_detail(b'{"id": "a", "state": "dead"}', default_queue="etl")
     assert job.queue == "etl" and job.state is JobState.DEAD
+    assert parse_job_detail(b'{"id": "a", "state": "dead"}').queue == ""
     with pytest.raises(UnknownJobState, match="rid-3"):
         parse_job_detail(b'{"id": "a", "state": "zombie"}', request_id="rid-3")
     with pytest.raises(MalformedResponse, match="rid-4"):
@@ -162,8 +163,8 @@ def test_rows_without_a_queue_take_the_listing_s_queue_or_none() -> None:
 
 def test_unknown_states_are_counted_and_the_first_odd_spelling_kept() -> None:
     rows = [
-        {"id": "a", "state": "Running"},
         {"id": "b", "state": "running"},
+        {"id": "a", "state": "Running"},
         {"id": "c", "state": "QUEUED"},
         {"id": "d", "state": "paused"},
     ]

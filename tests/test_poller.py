@@ -562,6 +562,7 @@ async def test_switching_to_incremental_starts_from_the_newest_job_seen() -> Non
 
 
 def test_polls_start_on_a_fixed_grid_and_skip_the_slots_a_long_poll_missed() -> None:
+    assert next_start(100.0, 100.0, 30.0) == 130.0
     assert next_start(100.0, 101.0, 30.0) == 130.0
     assert next_start(100.0, 130.0, 30.0) == 130.0
     assert next_start(100.0, 131.0, 30.0) == 160.0
@@ -606,3 +607,28 @@ async def test_a_bug_or_a_wedged_poll_is_reported_and_the_loop_goes_on(
     }
     assert rig.sample("dli_monitor_up", queue="etl") == 0
     assert rig.poller.heartbeat >= before
+
+
+async def test_a_poll_loop_shows_it_is_alive_while_a_poll_runs() -> None:
+    source = Broken(World("p1", ("etl",), now_ms=0))
+    source.hang = True
+    rig = Rig(source=source)
+    rig.poller.poll_timeout = 30
+    before = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rig.poller.run)
+        with anyio.fail_after(5):
+            while not rig.poller.heartbeat:
+                await anyio.sleep(0.001)
+        assert rig.poller.heartbeat >= before, "the heartbeat is set as the poll starts"
+        tg.cancel_scope.cancel()
+
+
+async def test_rows_without_create_times_still_switch_to_incremental_from_scratch() -> None:
+    rig = Rig(strategy="auto", jobs=200)
+    rig.source.rows_without_create_time = True
+    for _ in range(3):
+        await rig.poll()
+        rig.clock.advance(30)
+    assert isinstance(rig.poller.strategy, IncrementalListing)
+    assert rig.sample("dli_monitor_up", queue="etl") == 1

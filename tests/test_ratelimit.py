@@ -56,6 +56,18 @@ async def test_a_fractional_limit_becomes_one_request_per_inverse_second(clock: 
     assert RateLimiter(2.9).limit == 2
 
 
+@pytest.mark.timeout(5)
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [(1, [0, 0.1, 0.2]), (1.5, [0, 0.1, 0.2]), (3, [0, 0, 0, 0.1])],
+)
+async def test_a_limit_of_one_or_more_keeps_the_window_it_was_given(
+    clock: FakeClock, limit: float, expected: list[float]
+) -> None:
+    limiter = RateLimiter(limit, window=0.1, clock=clock)
+    assert await starts(limiter, clock, len(expected)) == expected
+
+
 async def test_waiters_are_served_in_arrival_order(clock: FakeClock) -> None:
     limiter = RateLimiter(1, window=0.02, clock=clock)
     order: list[int] = []

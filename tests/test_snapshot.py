@@ -310,3 +310,69 @@ def test_the_oldest_active_job_of_each_state_is_remembered_and_only_for_active_s
     ]
     summary = JobSnapshot.baseline(jobs, now_ms=T0).summary
     assert summary.oldest_since_ms == {("q", S.RUNNING): T0 - 900, ("q", S.STARTING): T0 - 10}
+
+
+def test_forward_moves_are_exactly_the_lifecycle_s() -> None:
+    forward = {(old, new) for old in S for new in S if is_forward(old, new)}
+    assert forward == {
+        (S.STARTING, S.RUNNING), (S.STARTING, S.RECOVERING), (S.STARTING, S.SUCCESS),
+        (S.STARTING, S.DEAD), (S.RUNNING, S.RECOVERING), (S.RUNNING, S.SUCCESS),
+        (S.RUNNING, S.DEAD), (S.RECOVERING, S.RUNNING), (S.RECOVERING, S.SUCCESS),
+        (S.RECOVERING, S.DEAD),
+    }  # fmt: skip
+
+
+def test_a_job_created_exactly_at_the_horizon_is_new_not_history() -> None:
+    snap = JobSnapshot.baseline([], now_ms=T0, horizon_ms=T0)
+    at = job("at", S.SUCCESS, create_time=T0)
+    assert [c.job.id for c in snap.diff(Observation(listing(at)), now_ms=T0 + 1).changes] == ["at"]
+
+
+def test_a_diff_moves_the_horizon_forward_only() -> None:
+    snap = JobSnapshot.baseline([], now_ms=T0)
+    assert snap.diff(Observation({}, history_before_ms=0), now_ms=T0).snapshot.horizon_ms == 0
+    later = snap.diff(Observation({}, history_before_ms=T0 - 5), now_ms=T0).snapshot
+    assert later.horizon_ms == T0 - 5
+    kept = later.diff(Observation({}, history_before_ms=T0 - 50), now_ms=T0 + 1).snapshot
+    assert kept.horizon_ms == T0 - 5
+    assert kept.diff(Observation({}), now_ms=T0 + 2).snapshot.horizon_ms == T0 - 5
+
+
+def test_a_tombstone_lasts_exactly_its_default_ttl() -> None:
+    snap = JobSnapshot.baseline([job("a", S.SUCCESS)], now_ms=T0)
+    gone = snap.diff(Observation({}), now_ms=T0).snapshot
+    assert "a" in gone.diff(Observation({}), now_ms=T0 + 3_599_999).snapshot.tombstones
+    assert "a" not in gone.diff(Observation({}), now_ms=T0 + 3_600_000).snapshot.tombstones
+
+
+def test_a_job_back_from_a_tombstone_is_tracked_afresh_and_others_still_diffed() -> None:
+    snap = JobSnapshot.baseline([job("a", S.SUCCESS)], now_ms=T0)
+    gone = snap.diff(Observation({}), now_ms=T0 + 1).snapshot
+    back = gone.diff(Observation(listing(job("a", S.SUCCESS), job("b", S.STARTING))), now_ms=T0 + 2)
+    assert back.changes == [Discovered(job("b", S.STARTING))]
+    tracked = back.snapshot.get("a")
+    assert tracked is not None and tracked.job == job("a", S.SUCCESS)
+    assert tracked.since_ms == T0 + 2
+
+
+def test_time_in_state_and_run_time_from_the_api_s_timestamps_to_the_millisecond() -> None:
+    start = job("a", S.STARTING, create_time=T0 - 1000, update_time=T0)
+    snap = JobSnapshot.baseline([start], now_ms=T0 + 5)
+    same_instant = job("a", S.RUNNING, create_time=T0 - 1000, update_time=T0)
+    (change,) = snap.diff(Observation(listing(same_instant)), now_ms=T0 + 9000).changes
+    assert isinstance(change, Transition)
+    assert change.in_state_seconds == 0.0, "the API's update_time, not the poll time"
+    assert change.duration_ms == 1000, "no duration field: update_time - create_time"
+    assert change.occurrence == 1
+
+
+def test_only_recovery_cycles_count_occurrences() -> None:
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    occurrences = []
+    for i, state in enumerate([S.RECOVERING, S.RUNNING, S.RECOVERING, S.RUNNING, S.SUCCESS]):
+        diff = snap.diff(Observation(listing(job("a", state))), now_ms=T0 + i + 1)
+        (change,) = diff.changes
+        assert isinstance(change, Transition)
+        occurrences.append(change.occurrence)
+        snap = diff.snapshot
+    assert occurrences == [1, 1, 2, 2, 1]
