@@ -171,3 +171,14 @@ def test_unknown_states_are_counted_and_the_first_odd_spelling_kept() -> None:
     page = parse_list_page(orjson.dumps({"total": 4, "sessions": rows}))
     assert (page.rows, len(page.jobs), page.unknown_state, page.rejected) == (4, 2, 2, 0)
     assert page.spelling == "Running"
+
+
+def test_spelling_is_reported_only_when_odd_and_then_the_first_one() -> None:
+    canonical = (
+        b'{"total": 2, "sessions": [{"id": "a", "state": "running"}, {"id": "b", "state": "dead"}]}'
+    )
+    assert parse_list_page(canonical).spelling is None
+    odd = (
+        b'{"total": 2, "sessions": [{"id": "a", "state": "Running"}, {"id": "b", "state": "DEAD"}]}'
+    )
+    assert parse_list_page(odd).spelling == "Running"

@@ -415,12 +415,12 @@ async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed()
     assert rig.poller.strategy.watermark_ms == watermark
 
 
-@pytest.mark.parametrize("strategy", ["full", "incremental"])
+@pytest.mark.parametrize("strategy", ["full", "incremental", "auto"])
 async def test_every_request_of_a_poll_retries_on_the_poll_s_budget_and_says_so(
     strategy: StrategySetting,
 ) -> None:
     rig = Rig(strategy=strategy, jobs=60, retries=40)
-    for _ in range(3):
+    for _ in range(1 if strategy == "auto" else 3):  # auto: next comes the probing poll
         await rig.poll()
         rig.clock.advance(30)
     rig.world.delete(rig.active())  # a detail request too
@@ -473,12 +473,15 @@ async def test_a_job_confirmed_by_its_detail_stays_in_the_queue_it_was_listed_in
 
 
 async def test_every_request_of_a_poll_spends_one_budget_per_poll() -> None:
-    strategies: tuple[StrategySetting, ...] = ("auto", "incremental")
-    for strategy in strategies:
+    # auto after one poll: a full listing that probes total; incremental: its own requests
+    runs: tuple[tuple[StrategySetting, int], ...] = (("auto", 1), ("incremental", 3))
+    for strategy, warm_up in runs:
         rig = Rig(strategy=strategy, jobs=60)
-        for _ in range(3):
+        for _ in range(warm_up):
             await rig.poll()
             rig.clock.advance(30)
+        if strategy == "auto":
+            assert isinstance(rig.poller.strategy, FullListing) and rig.poller.strategy.probe
         rig.world.delete(rig.active())
         rig.source.budgets.clear()
         await rig.poll()

@@ -376,3 +376,10 @@ def test_only_recovery_cycles_count_occurrences() -> None:
         occurrences.append(change.occurrence)
         snap = diff.snapshot
     assert occurrences == [1, 1, 2, 2, 1]
+
+
+def test_a_run_time_is_never_negative_and_zero_when_it_ended_where_it_began() -> None:
+    snap = JobSnapshot.baseline([job("a", S.STARTING, create_time=T0, update_time=T0)], now_ms=T0)
+    instant = job("a", S.DEAD, create_time=T0, update_time=T0)
+    (change,) = snap.diff(Observation(listing(instant)), now_ms=T0 + 50).changes
+    assert isinstance(change, Transition) and change.duration_ms == 0
