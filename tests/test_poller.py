@@ -69,6 +69,17 @@ class Rig:
             on_applied=self.applied.append,
         )
 
+    async def until_incremental(self, polls: int = 4) -> list[MutableMapping[str, Any]]:
+        """Poll (30 s apart) until the strategy is incremental; a few polls at most."""
+        logs: list[MutableMapping[str, Any]] = []
+        for _ in range(polls):
+            if isinstance(self.poller.strategy, IncrementalListing):
+                return logs
+            logs += await self.poll()
+            self.clock.advance(30)
+        assert isinstance(self.poller.strategy, IncrementalListing), "never went incremental"
+        return logs
+
     async def poll(self) -> list[MutableMapping[str, Any]]:
         with capture_logs() as logs:
             await self.poller.poll()
@@ -197,9 +208,7 @@ async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_no
     world_source = StallingDetail(World("p1", ("etl",), now_ms=0))
     rig = Rig(strategy="incremental", jobs=60, source=world_source)
     world_source.stall = False
-    while not isinstance(rig.poller.strategy, IncrementalListing):
-        await rig.poll()
-        rig.clock.advance(30)
+    await rig.until_incremental()
     await rig.poll()
     watermark = rig.poller.strategy.watermark_ms
     # Five minutes pass; a short job starts and finishes; an active job is deleted, so the next
@@ -304,9 +313,7 @@ async def test_an_incomplete_listing_forgets_no_finished_job() -> None:
 
 async def test_a_job_that_shows_up_late_within_the_margin_is_still_listed() -> None:
     rig = Rig(strategy="incremental", jobs=60)
-    while not isinstance(rig.poller.strategy, IncrementalListing):
-        await rig.poll()
-        rig.clock.advance(30)
+    await rig.until_incremental()
     await rig.poll()
     newest = rig.poller.strategy.watermark_ms
     assert newest is not None
@@ -375,9 +382,7 @@ async def test_a_failed_poll_marks_the_queue_down_and_says_so_once_at_error_leve
 
 async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed() -> None:
     rig = Rig(strategy="incremental", jobs=120, queues=("etl", "ml"))
-    while not isinstance(rig.poller.strategy, IncrementalListing):
-        await rig.poll()
-        rig.clock.advance(30)
+    await rig.until_incremental()
     await rig.poll()
     watermark = rig.poller.strategy.watermark_ms
     assert watermark is not None
@@ -551,9 +556,7 @@ async def test_history_seen_by_incremental_polls_is_not_rediscovered_by_a_full_l
 async def test_switching_to_incremental_starts_from_the_newest_job_seen() -> None:
     rig = Rig(strategy="auto", jobs=200, queues=("etl", "ml"))
     logs = []
-    while not isinstance(rig.poller.strategy, IncrementalListing):
-        logs += await rig.poll()
-        rig.clock.advance(30)
+    logs += await rig.until_incremental()
     strategy = rig.poller.strategy
     assert isinstance(strategy, IncrementalListing)
     newest = max(j.create_time for j in rig.world.jobs.values() if j.queue == "etl")
