@@ -80,6 +80,11 @@ class Rig:
         assert isinstance(self.poller.strategy, IncrementalListing), "never went incremental"
         return logs
 
+    def incremental(self) -> IncrementalListing:
+        strategy = self.poller.strategy
+        assert isinstance(strategy, IncrementalListing)
+        return strategy
+
     async def poll(self) -> list[MutableMapping[str, Any]]:
         with capture_logs() as logs:
             await self.poller.poll()
@@ -210,7 +215,7 @@ async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_no
     world_source.stall = False
     await rig.until_incremental()
     await rig.poll()
-    watermark = rig.poller.strategy.watermark_ms
+    watermark = rig.incremental().watermark_ms
     # Five minutes pass; a short job starts and finishes; an active job is deleted, so the next
     # poll must confirm it, and that poll is cut off while confirming.
     rig.clock.advance(60)
@@ -225,7 +230,7 @@ async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_no
         await rig.poller.poll()
     assert job_events(logs) == []
     assert isinstance(rig.poller.strategy, IncrementalListing)
-    assert rig.poller.strategy.watermark_ms == watermark
+    assert rig.incremental().watermark_ms == watermark
     world_source.stall = False
     rig.clock.advance(30)
     reported = job_events(await rig.poll())
@@ -315,7 +320,7 @@ async def test_a_job_that_shows_up_late_within_the_margin_is_still_listed() -> N
     rig = Rig(strategy="incremental", jobs=60)
     await rig.until_incremental()
     await rig.poll()
-    newest = rig.poller.strategy.watermark_ms
+    newest = rig.incremental().watermark_ms
     assert newest is not None
     # A job created 30 s before the newest one seen becomes visible only now, already finished.
     late = rig.world.submit("etl", at_ms=newest - 30_000)
@@ -384,7 +389,7 @@ async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed()
     rig = Rig(strategy="incremental", jobs=120, queues=("etl", "ml"))
     await rig.until_incremental()
     await rig.poll()
-    watermark = rig.poller.strategy.watermark_ms
+    watermark = rig.incremental().watermark_ms
     assert watermark is not None
     rig.source.requests.clear()
     rig.clock.advance(30)
@@ -417,7 +422,7 @@ async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed()
     summary = rig.poller.summary
     assert summary is not None
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
-    assert rig.poller.strategy.watermark_ms == watermark
+    assert rig.incremental().watermark_ms == watermark
 
 
 @pytest.mark.parametrize("strategy", ["full", "incremental", "auto"])
