@@ -111,11 +111,10 @@ class FullListing:
                     offset=0,
                     size=1,
                     queue=queue,
-                    filters=Query(queue, state).filters(),
+                    filters=Query(state=state).filters(),
                     budget=budget,
                     on_retry=on_retry,
                 )
-                listing.requests += 1
                 total = page.total
                 # Jobs finish between the listing and the probe: only an exact match, or a total
                 # that covers the whole queue for a state that does not, is evidence.
@@ -125,7 +124,6 @@ class FullListing:
                 gathered.probes.append(
                     PassFacts(
                         filtered_state=state,
-                        filtered_queue=True,
                         totals=frozenset({total}),
                         rows=counts[state],
                         settled=clear,

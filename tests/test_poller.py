@@ -643,3 +643,66 @@ async def test_rows_without_create_times_still_switch_to_incremental_from_scratc
         rig.clock.advance(30)
     assert isinstance(rig.poller.strategy, IncrementalListing)
     assert rig.sample("dli_monitor_up", queue="etl") == 1
+
+
+async def test_the_probing_poll_asks_one_row_per_terminal_state_and_learns_from_it() -> None:
+    rig = Rig(strategy="auto", jobs=120)
+    await rig.poll()
+    rig.source.requests.clear()
+    rig.clock.advance(30)
+    await rig.poll()
+    probes = [q for q in rig.source.lists() if q["size"] == "1"]
+    assert sorted((q["state"], q["from"], q["queue_name"]) for q in probes) == [
+        ("dead", "0", "etl"),
+        ("success", "0", "etl"),
+    ]
+    assert rig.book.current.total is TotalMeaning.FILTERED
+
+
+@pytest.mark.parametrize(
+    ("variant", "verdict"),
+    [
+        (ApiVariant(total="project"), "total is unfiltered"),  # one queue: total == its rows
+        (ApiVariant(ignore_state_filter=True), "the API ignores the state filter"),
+    ],
+)
+async def test_a_full_listing_s_probe_alone_shows_what_incremental_polls_cannot_rely_on(
+    variant: ApiVariant, verdict: str
+) -> None:
+    rig = Rig(variant, strategy="auto", jobs=120)
+    for _ in range(2):
+        await rig.poll()
+        rig.clock.advance(30)
+    assert verdict in (rig.book.current.incremental_blocker() or "")
+    assert isinstance(rig.poller.strategy, FullListing)
+
+
+async def test_a_poller_s_defaults() -> None:
+    world = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=5)
+    source = WorldSource(world)
+    poller = QueuePoller(Target("etl"), source, EventLog("p1"), Metrics("t"), interval=30)
+    assert poller.poll_timeout == 90
+    assert (
+        QueuePoller(Target("etl"), source, EventLog("p1"), Metrics("t"), interval=1).poll_timeout
+        == 60
+    )
+    with capture_logs() as logs:
+        await poller.poll()
+    # 5 jobs: one short page of 100, and the one probe that confirms it was the end
+    assert [(q["from"], q["size"]) for q in source.lists()] == [("0", "100"), ("5", "100")]
+    assert isinstance(poller.strategy, FullListing) and not poller.strategy.probe
+    assert [e["event"] for e in logs] == ["monitor.baseline"], "no rows_rejected when none were"
+
+
+async def test_a_poller_given_a_snapshot_resumes_from_it_without_a_baseline() -> None:
+    rig = Rig()
+    await rig.poll()
+    snapshot = rig.poller.snapshot
+    resumed = QueuePoller(
+        Target("etl"), rig.source, EventLog("p1"), Metrics("t"), interval=30,
+        snapshot=snapshot, clock=rig.clock,
+    )  # fmt: skip
+    assert resumed.snapshot is snapshot
+    with capture_logs() as logs:
+        await resumed.poll()
+    assert logs == []

@@ -383,3 +383,17 @@ def test_a_run_time_is_never_negative_and_zero_when_it_ended_where_it_began() ->
     instant = job("a", S.DEAD, create_time=T0, update_time=T0)
     (change,) = snap.diff(Observation(listing(instant)), now_ms=T0 + 50).changes
     assert isinstance(change, Transition) and change.duration_ms == 0
+
+
+def test_a_baseline_job_starts_its_clock_from_the_api_and_counts_a_recovery_in_progress() -> None:
+    starting = job("s", S.STARTING, create_time=T0 - 700)
+    recovering = job("r", S.RECOVERING, update_time=T0 - 100)
+    snap = JobSnapshot.baseline([starting, recovering], now_ms=T0)
+    assert snap.get("s").since_ms == T0 - 700  # type: ignore[union-attr]
+    assert snap.get("r").recoveries == 1  # type: ignore[union-attr]
+    assert JobSnapshot.baseline([job("n", S.RUNNING)], now_ms=T0).get("n").recoveries == 0  # type: ignore[union-attr]
+    for state in (S.RUNNING, S.RECOVERING):
+        diff = snap.diff(Observation(listing(starting, job("r", state))), now_ms=T0 + 1)
+        snap = diff.snapshot
+    (change,) = diff.changes
+    assert isinstance(change, Transition) and change.occurrence == 2
