@@ -60,6 +60,8 @@ class WorldSource:
     rows_without_update_time: bool = False
     #: list rows leave out ``create_time`` too
     rows_without_create_time: bool = False
+    #: rows appended to the short or empty page that ends each pass (malformed or odd rows)
+    extra_rows: list[object] = field(default_factory=list)
     #: the retry budget each request was given, in order (one object per poll, if all is well)
     budgets: list[RetryBudget | None] = field(default_factory=list)
 
@@ -98,6 +100,12 @@ class WorldSource:
         if self.rows_without_update_time and answer.status == 200:
             for row in answer.doc["sessions"]:  # type: ignore[attr-defined]
                 row.pop("update_time", None)
+        if (
+            self.extra_rows
+            and answer.status == 200
+            and len(answer.doc["sessions"]) < int(query["size"])  # type: ignore[arg-type]
+        ):
+            answer.doc["sessions"] = [*answer.doc["sessions"], *self.extra_rows]  # type: ignore[misc]
         if self.rows_without_create_time and answer.status == 200:
             for row in answer.doc["sessions"]:  # type: ignore[attr-defined]
                 row.pop("create_time", None)

@@ -168,6 +168,10 @@ async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_
             rig.world.set_state(rig.active(), S.DEAD)
             rig.clock.advance(30)
             await rig.poller.poll()
+            # Exact after every poll: the inexact incremental poll was never applied.
+            counted = rig.poller.summary
+            assert counted is not None
+            assert {s: counted.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
     assert rig.book.current.incremental_blocker() is not None
     assert why in rig.book.current.incremental_blocker()  # type: ignore[operator]
     assert isinstance(rig.poller.strategy, FullListing)
@@ -439,7 +443,12 @@ async def test_every_request_of_a_poll_retries_on_the_poll_s_budget_and_says_so(
     logs = await rig.poll()
     retried = [e for e in logs if e["event"] == "poll.failed"]
     assert len(retried) == len(rig.source.requests) > 1
-    assert {(e["log_level"], e["error_code"]) for e in retried} == {("warning", "RequestTimeout")}
+    assert {
+        (e["log_level"], e["error_code"], e["queue"], e["attempt"], e["error"], e["retry_in"])
+        for e in retried
+    } == {("warning", "RequestTimeout", "etl", 1, "attempt 1 timed out", 0.0)}
+    polls = 2 if strategy == "auto" else 4
+    assert rig.sample("dli_monitor_poll_duration_seconds_count", queue="etl") == polls
     assert rig.sample("dli_monitor_up", queue="etl") == 1
     # The same poll on a budget of two retries gives up, at error level, and applies nothing.
     stingy = Rig(strategy=strategy, jobs=60, retries=2)
@@ -706,3 +715,53 @@ async def test_a_poller_given_a_snapshot_resumes_from_it_without_a_baseline() ->
     with capture_logs() as logs:
         await resumed.poll()
     assert logs == []
+
+
+async def test_odd_rows_are_counted_every_poll_and_logged_when_their_count_changes() -> None:
+    rig = Rig()
+    rig.source.extra_rows = [{"state": "running"}, {"id": "x", "state": "QUEUED"}]
+    logs = await rig.poll()
+    rig.clock.advance(30)
+    logs += await rig.poll()
+    rejected = [e for e in logs if e["event"] == "poll.rows_rejected"]
+    assert [(e["queue"], e["rejected"], e["unknown_state"], e["request_id"]) for e in rejected] == [
+        ("etl", 1, 1, None)
+    ]
+    assert rig.sample("dli_monitor_rejected_rows_total", queue="etl", reason="malformed") == 2
+    assert rig.sample("dli_monitor_rejected_rows_total", queue="etl", reason="unknown_state") == 2
+
+
+async def test_a_failed_poll_applies_nothing_and_says_so() -> None:
+    from monitor.dli.errors import APIError
+
+    rig = Rig()
+    assert rig.sample("dli_monitor_up", queue="etl") == 0, "a new poller is not up yet"
+    rig.source.failures = [APIError(500, "DLI.0999", "x")] * 20
+    with capture_logs():
+        assert await rig.poller.poll() is False
+    assert rig.poller.snapshot is None and not rig.poller.ready
+    rig.source.failures = []
+    with capture_logs():
+        assert await rig.poller.poll() is True
+    assert rig.poller.ready
+
+
+@pytest.mark.parametrize(
+    ("strategy", "horizon", "resumes"),
+    [("auto", T0 * 1000, True), ("auto", None, False), ("full", T0 * 1000, False),
+     ("incremental", None, True)],
+)  # fmt: skip
+def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
+    strategy: StrategySetting, horizon: float | None, resumes: bool
+) -> None:
+    from monitor.snapshot import JobSnapshot
+
+    saved = JobSnapshot({}, horizon_ms=None if horizon is None else int(horizon))
+    poller = QueuePoller(
+        Target("etl"), WorldSource(World("p1", ("etl",), now_ms=0)), EventLog("p1"),
+        Metrics("t"), interval=30, snapshot=saved, strategy=strategy,
+    )  # fmt: skip
+    assert isinstance(poller.strategy, IncrementalListing) is resumes
+    if resumes:
+        expected = None if horizon is None else int(horizon) + 60_000
+        assert poller.strategy.watermark_ms == expected  # type: ignore[union-attr]
