@@ -64,8 +64,12 @@ class WorldSource:
     extra_rows: list[object] = field(default_factory=list)
     #: the retry budget each request was given, in order (one object per poll, if all is well)
     budgets: list[RetryBudget | None] = field(default_factory=list)
+    #: retries left in each budget when it was first seen
+    budget_sizes: list[float] = field(default_factory=list)
 
     def _retry_transients(self, budget: RetryBudget | None, on_retry: RetryCallback | None) -> None:
+        if budget is not None and all(budget is not b for b in self.budgets):
+            self.budget_sizes.append(budget.retries)
         self.budgets.append(budget)
         budget = budget or RetryBudget()
         for attempt in range(1, self.transient + 1):
@@ -112,7 +116,7 @@ class WorldSource:
         body = orjson.dumps(answer.doc)
         if answer.status != 200:
             raise api_error(answer.status, body, None, None)
-        return parse_list_page(body, default_queue=queue or ""), None
+        return parse_list_page(body, default_queue=queue or ""), f"rid-{len(self.requests)}"
 
     async def get_job(
         self,

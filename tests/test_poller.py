@@ -688,6 +688,12 @@ async def test_a_full_listing_s_probe_alone_shows_what_incremental_polls_cannot_
 
 async def test_a_poller_s_defaults() -> None:
     world = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=5)
+    long = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=1200)
+    full = QueuePoller(Target("etl"), WorldSource(long), EventLog("p1"), Metrics("t"), interval=30)
+    with capture_logs():
+        await full.poll()
+        await full.poll()
+    assert isinstance(full.strategy, FullListing) and not full.strategy.probe, "full by default"
     source = WorldSource(world)
     poller = QueuePoller(Target("etl"), source, EventLog("p1"), Metrics("t"), interval=30)
     assert poller.poll_timeout == 90
@@ -697,6 +703,7 @@ async def test_a_poller_s_defaults() -> None:
     )
     with capture_logs() as logs:
         await poller.poll()
+    assert source.budget_sizes == [8], "8 retries a poll by default"
     # 5 jobs: one short page of 100, and the one probe that confirms it was the end
     assert [(q["from"], q["size"]) for q in source.lists()] == [("0", "100"), ("5", "100")]
     assert isinstance(poller.strategy, FullListing) and not poller.strategy.probe
@@ -724,9 +731,8 @@ async def test_odd_rows_are_counted_every_poll_and_logged_when_their_count_chang
     rig.clock.advance(30)
     logs += await rig.poll()
     rejected = [e for e in logs if e["event"] == "poll.rows_rejected"]
-    assert [(e["queue"], e["rejected"], e["unknown_state"], e["request_id"]) for e in rejected] == [
-        ("etl", 1, 1, None)
-    ]
+    assert [(e["queue"], e["rejected"], e["unknown_state"]) for e in rejected] == [("etl", 1, 1)]
+    assert rejected[0]["request_id"].startswith("rid-")
     assert rig.sample("dli_monitor_rejected_rows_total", queue="etl", reason="malformed") == 2
     assert rig.sample("dli_monitor_rejected_rows_total", queue="etl", reason="unknown_state") == 2
 
@@ -765,3 +771,43 @@ def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
     if resumes:
         expected = None if horizon is None else int(horizon) + 60_000
         assert poller.strategy.watermark_ms == expected  # type: ignore[union-attr]
+
+
+async def test_the_full_listing_that_replaces_an_inexact_poll_spends_the_same_budget() -> None:
+    rig = Rig(ApiVariant(total="project"), strategy="incremental", jobs=60)
+    with capture_logs() as logs:
+        await rig.poller.poll()
+    assert [e["strategy"] for e in logs if e["event"] == "poll.strategy"] == ["full"]
+    budgets = rig.source.budgets
+    assert len(budgets) > 6 and budgets[0] is not None and all(b is budgets[0] for b in budgets)
+    total = rig.sample("dli_monitor_poll_duration_seconds_sum", queue="etl")
+    assert total is not None and 0 <= total < 60, "the poll's own wall time"
+
+
+async def test_a_finished_job_the_api_no_longer_lists_is_forgotten_and_uncounted() -> None:
+    rig = Rig()
+    await rig.poll()
+    finished = next(j for j in rig.world.jobs.values() if j.state is S.SUCCESS)
+    rig.world.delete(finished.id)
+    rig.clock.advance(30)
+    assert job_events(await rig.poll()) == []
+    snapshot = rig.poller.snapshot
+    assert snapshot is not None and finished.id not in snapshot
+    summary = rig.poller.summary
+    assert summary is not None
+    assert summary.counts.get(("etl", S.SUCCESS), 0) == rig.world.counts("etl")[S.SUCCESS]
+
+
+async def test_a_project_wide_poller_exports_every_queue_it_meets_from_zero() -> None:
+    rig = Rig(queues=("etl", "ml"), target=Target(None), jobs=20)
+    await rig.poll()
+    for queue in ("etl", "ml"):
+        assert (
+            rig.sample(
+                "dli_batch_job_transitions_total",
+                queue=queue,
+                from_state="new",
+                to_state="starting",
+            )
+            == 0
+        )
