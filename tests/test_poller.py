@@ -774,10 +774,13 @@ def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
 
 
 async def test_the_full_listing_that_replaces_an_inexact_poll_spends_the_same_budget() -> None:
-    rig = Rig(ApiVariant(total="project"), strategy="incremental", jobs=60)
+    rig = Rig(ApiVariant(total="project"), strategy="incremental", jobs=60, retries=60)
+    rig.source.transient = 1
     with capture_logs() as logs:
         await rig.poller.poll()
     assert [e["strategy"] for e in logs if e["event"] == "poll.strategy"] == ["full"]
+    retried = [e for e in logs if e["event"] == "poll.failed"]
+    assert len(retried) == len(rig.source.requests), "every retry said, the replacement's too"
     budgets = rig.source.budgets
     assert len(budgets) > 6 and budgets[0] is not None and all(b is budgets[0] for b in budgets)
     total = rig.sample("dli_monitor_poll_duration_seconds_sum", queue="etl")
