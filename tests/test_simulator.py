@@ -184,3 +184,15 @@ async def test_gateway_accepts_good_signatures_and_rejects_tampering() -> None:
             query, await skewed.headers(OutgoingRequest("GET", host, path, query))
         )
         assert status == 401 and "expired" in err["error_msg"]
+
+
+async def test_the_gateway_throttles_the_request_one_over_its_limit_in_a_second() -> None:
+    world = World("p1", ("etl",), seed=1, now_ms=int(time.time() * 1000), initial_jobs=3)
+    sim = Simulator(world, gateway_limit=2)
+    async with running_simulator(sim) as url, aiohttp.ClientSession() as session:
+        answers = []
+        for _ in range(3):
+            async with session.get(f"{url}/v2.0/p1/batches") as resp:
+                answers.append((resp.status, (await resp.json()).get("error_code")))
+    assert answers == [(200, None), (200, None), (429, "APIG.0308")]
+    assert sim.gateway_throttled == 1

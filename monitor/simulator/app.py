@@ -104,9 +104,9 @@ class Simulator:
             headers={"X-Request-Id": rid},
         )
 
-    def _throttled(self) -> web.Response:
+    def _throttled(self, code: str | None = None) -> web.Response:
         response = self.error(
-            429, self.variant.throttle_code, "The throttling threshold has been reached"
+            429, code or self.variant.throttle_code, "The throttling threshold has been reached"
         )
         if self.variant.throttle_retry_after:
             response.headers["Retry-After"] = f"{self.faults.retry_after:g}"
@@ -121,7 +121,7 @@ class Simulator:
             self._accepted.popleft()
         if len(self._accepted) >= self.gateway_limit:
             self.gateway_throttled += 1
-            return self._throttled()
+            return self._throttled("APIG.0308")
         self._accepted.append(now)
         return None
 
