@@ -109,7 +109,10 @@ async def list_all(
     listing = Listing()
     filters = query.filters()
 
+    largest_total = 0  # the largest total any page gave (None counts as 0)
+
     async def fetch(offset: int, size: int) -> ListPage:
+        nonlocal largest_total
         page, request_id = await source.list_page(
             offset=offset,
             size=size,
@@ -120,36 +123,39 @@ async def list_all(
         )
         listing.requests += 1
         listing.request_id = request_id
+        largest_total = max(largest_total, page.total or 0)
         return page
 
-    pages: dict[int, ListPage] = {0: await fetch(0, page_size)}
+    # `last` is the page at the highest offset read so far; paging goes on while it is full.
+    pages: dict[int, ListPage] = {0: (last := await fetch(0, page_size))}
     size = page_size
-    end = pages[0].rows
-    total = pages[0].total
+    end = last.rows
+    total = last.total
     covered = trust_total and total is not None and end >= total
     if 0 < end < page_size and not covered:
         # End of the data, or the server caps page sizes: one probe tells.
-        pages[end] = await fetch(end, page_size)
-        if pages[end].rows:
+        pages[end] = last = await fetch(end, page_size)
+        if last.rows:
             size = end
-        end += pages[end].rows
-    if trust_total and total is not None and pages[max(pages)].rows == size and end < total:
+        end += last.rows
+    if trust_total and total is not None and last.rows == size and end < total:
         offsets = range(end, total, size)
         if len(offsets) > MAX_PAGES:
             raise MalformedResponse(f"total implies more than {MAX_PAGES} pages")
         pages.update(await _concurrently(fetch, offsets, size, source.max_concurrency))
-        end = offsets[-1] + pages[offsets[-1]].rows
+        last = pages[offsets[-1]]
+        end = offsets[-1] + last.rows
     cutoff = _Cutoff(query)
-    while pages[max(pages)].rows >= size:
-        if cutoff.passed(pages[max(pages)]):
+    while last.rows >= size:
+        if cutoff.passed(last):
             listing.cut_short = True
             break
-        if trust_total and total is not None and end >= max(p.total or 0 for p in pages.values()):
+        if trust_total and total is not None and end >= largest_total:
             break  # a full last page exactly at a trusted total: nothing beyond it
         if len(pages) >= MAX_PAGES:
             raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
-        pages[end] = await fetch(end, size)
-        end += pages[end].rows
+        pages[end] = last = await fetch(end, size)
+        end += last.rows
     return _assemble(listing, query, pages, trust_total=trust_total)
 
 
