@@ -51,7 +51,7 @@ class Query:
             params.append(("start", str(max(0, self.since_ms))))
         return params
 
-    def admits(self, job: Job) -> tuple[bool, bool, bool]:
+    def outside(self, job: Job) -> tuple[bool, bool, bool]:
         """Whether ``job`` is outside the (queue, state, start) filter, one flag each."""
         return (
             self.queue is not None and job.queue != self.queue,
@@ -192,7 +192,7 @@ def _assemble(
             checked = True
             broken = broken or any(a < b for a, b in itertools.pairwise(times))
         for job in page.jobs:
-            outside = query.admits(job)
+            outside = query.outside(job)
             if any(outside):
                 foreign = [f or o for f, o in zip(foreign, outside, strict=True)]
                 continue
