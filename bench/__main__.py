@@ -31,7 +31,7 @@ from monitor.dli.auth import AkSkSigner
 from monitor.dli.client import ClientHooks, DLIClient, RetryBudget
 from monitor.dli.models import JobState, parse_list_page
 from monitor.events import EventLog, configure_logging
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, Scope
 from monitor.paging import Query, list_all
 from monitor.poller import QueuePoller, Target
 from monitor.simulator.world import Lifecycle, World
@@ -143,13 +143,16 @@ def _rss() -> int:
 def bench_render(queues: int) -> None:
     print(f"\n5a. /metrics render with {queues} queues")
     metrics = Metrics("bench")
+    scope = Scope(PROJECT)
+    target = metrics.for_scope(scope)
     names = [f"queue{i:03d}" for i in range(queues)]
     for name in names:
-        metrics.init_queue(name)
-        metrics.init_target(name)
+        target.init_queue(name)
+        target.init_target(name)
     counts = {(n, s): 10 for n in names for s in JobState}
 
     class View:
+        scope = Scope(PROJECT)
         export_queues = names
         summary = StateSummary(counts, {})
         tracked_jobs = 10 * queues * 5
@@ -315,7 +318,7 @@ async def _daemon_rounds(
     """Poll every queue ``rounds`` times through the daemon's real poll path (events to a null
     stream); per round: (CPU seconds, requests)."""
     configure_logging("json", io.StringIO())
-    metrics = Metrics("bench")
+    metrics = Metrics("bench").for_scope(Scope(PROJECT))
     events = EventLog(PROJECT)
     requests = [0]
 

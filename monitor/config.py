@@ -30,7 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from monitor.dli.regions import endpoint_for
+from monitor.dli.regions import endpoint_for, region_of
 from monitor.metrics import DEFAULT_DURATION_BUCKETS
 from monitor.redact import redact_text, redact_url
 
@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         endpoint = endpoint_for(self.region or "")
         assert endpoint is not None  # validated above
         return endpoint
+
+    @property
+    def known_region(self) -> str:
+        """The region, set or recognised from a public endpoint; "" when neither tells."""
+        return self.region or region_of(self.base_url) or ""
 
     @property
     def credential_source(self) -> str:

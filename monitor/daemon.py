@@ -30,7 +30,7 @@ from monitor.dli.credentials import (
     TokenFile,
 )
 from monitor.events import EventLog
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, Scope
 from monitor.poller import QueuePoller, Target
 from monitor.redact import redact_url
 from monitor.server import Health, make_app, serve
@@ -81,7 +81,9 @@ class Daemon:
         self.settings = settings
         self.project_id = settings.project_id
         self.metrics = Metrics(__version__, settings.duration_buckets)
-        self.events = EventLog(self.project_id, on_event=self._count_event)
+        self.scope = Scope(self.project_id, settings.known_region)
+        self._target_metrics = self.metrics.for_scope(self.scope)
+        self.events = EventLog(self.project_id, on_event=self._target_metrics.event_written)
         #: what the API is seen to do, shared by every queue's poller (one API behind them)
         self.behaviour = BehaviourBook(on_change=self.events.api_behaviour)
         self._signer = signer or (lambda session: build_signer(settings, session))
@@ -102,9 +104,6 @@ class Daemon:
         self._dirty: anyio.Event | None = None
         self._stop_reason: str | None = None
         self._skew_reported = False
-
-    def _count_event(self, name: str) -> None:
-        self.metrics.events.labels(name).inc()
 
     def _targets(self) -> Sequence[Target]:
         return [Target(q) for q in self.settings.queues] or [Target(None)]
@@ -141,10 +140,8 @@ class Daemon:
         """Run until cancelled, :meth:`stop` or SIGTERM/SIGINT."""
         s = self.settings
         hooks = ClientHooks(
-            on_response=lambda endpoint, code: self.metrics.api_requests.labels(
-                endpoint, code
-            ).inc(),
-            on_malformed=lambda endpoint: self.metrics.malformed.labels(endpoint).inc(),
+            on_response=self._target_metrics.api_response,
+            on_malformed=self._target_metrics.malformed_response,
             on_clock_skew=self._clock_skew,
         )
         connector = aiohttp.TCPConnector(limit=max(2 * s.max_concurrency, 8))
@@ -170,7 +167,7 @@ class Daemon:
                     target,
                     client,
                     self.events,
-                    self.metrics,
+                    self._target_metrics,
                     interval=s.poll_interval,
                     page_size=s.page_size,
                     snapshot=saved.get(target.label),
@@ -182,7 +179,7 @@ class Daemon:
                 for target in self._targets()
             ]
             self.metrics.add_views(lambda: self.pollers)
-            self.metrics.add_behaviour(lambda: self.behaviour.current)
+            self.metrics.add_behaviour(lambda: [(self.scope, self.behaviour.current)])
             host, port = s.listen_address
             app = make_app(self.metrics.registry, Health(self.live, self.ready))
             async with serve(app, host, port) as self.addresses:

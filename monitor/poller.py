@@ -27,7 +27,7 @@ from monitor.dli.errors import DLIError, UnknownJobState
 from monitor.dli.models import Job, JobState
 from monitor.dli.source import JobSource, RetryBudget, RetryCallback
 from monitor.events import EventLog
-from monitor.metrics import Metrics
+from monitor.metrics import Scope, TargetMetrics
 from monitor.snapshot import JobSnapshot, Observation, StateSummary, TrackedJob
 from monitor.strategy import (
     WATERMARK_MARGIN_MS,
@@ -65,7 +65,7 @@ class QueuePoller:
         target: Target,
         client: JobSource,
         events: EventLog,
-        metrics: Metrics,
+        metrics: TargetMetrics,
         *,
         interval: float,
         page_size: int = 100,
@@ -115,6 +115,10 @@ class QueuePoller:
     @property
     def snapshot(self) -> JobSnapshot | None:
         return self._snapshot
+
+    @property
+    def scope(self) -> Scope:
+        return self._metrics.scope
 
     @property
     def export_queues(self) -> Iterable[str]:
@@ -188,7 +192,7 @@ class QueuePoller:
             self._failed(str(exc), exc.error_code, budget.spent + 1)
             return False
         finally:
-            self._metrics.poll_duration.labels(label).observe(time.perf_counter() - started)
+            self._metrics.poll_took(label, time.perf_counter() - started)
 
         if (listing.rejected, listing.unknown_state) != self._rejected_seen:
             # Logged when the count changes, not on every poll, so a persistently odd row is
@@ -197,10 +201,8 @@ class QueuePoller:
                 label, listing.rejected, listing.unknown_state, listing.request_id
             )
             self._rejected_seen = (listing.rejected, listing.unknown_state)
-        if listing.rejected:
-            self._metrics.rejected_rows.labels(label, "malformed").inc(listing.rejected)
-        if listing.unknown_state:
-            self._metrics.rejected_rows.labels(label, "unknown_state").inc(listing.unknown_state)
+        self._metrics.rows_rejected(label, "malformed", listing.rejected)
+        self._metrics.rows_rejected(label, "unknown_state", listing.unknown_state)
 
         self._apply(
             Observation(
@@ -269,7 +271,7 @@ class QueuePoller:
                 if exc.state not in self._unknown_detail_states:  # logged once per spelling
                     self._unknown_detail_states.add(exc.state)
                     self._events.rows_rejected(self.target.label, 0, 1, exc.request_id)
-                self._metrics.rejected_rows.labels(self.target.label, "unknown_state").inc()
+                self._metrics.rows_rejected(self.target.label, "unknown_state")
                 return
             except DLIError as exc:
                 if is_gone(exc):
@@ -310,15 +312,14 @@ class QueuePoller:
                 self._metrics.record(queue, change)
         self._snapshot = snapshot
         self._lister = self._next_strategy(lister, gathered)
-        self._metrics.up.labels(label).set(1)
-        self._metrics.last_success.labels(label).set(now)
+        self._metrics.poll_succeeded(label, now)
         self.ready = True
         if self._on_applied is not None:
             self._on_applied(self)
 
     def _failed(self, error: str, code: str, attempt: int) -> None:
         label = self.target.label
-        self._metrics.up.labels(label).set(0)
+        self._metrics.poll_failed(label)
         self._events.poll_failed(label, error, code, attempt, self.interval, final=True)
 
     def _init_queues(self, queues: Iterable[str]) -> None:

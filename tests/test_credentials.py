@@ -135,7 +135,8 @@ async def test_metadata_keys_sign_requests_the_simulator_accepts() -> None:
             # running() returned: every queue was polled with the temporary keys, and the
             # signing simulator accepted them.
             assert daemon.ready() == (True, "ok")
-            assert daemon.metrics.registry.get_sample_value("dli_monitor_up", {"queue": "etl"}) == 1
+            up = {"project_id": "credproj", "region": "", "queue": "etl"}
+            assert daemon.metrics.registry.get_sample_value("dli_monitor_up", up) == 1
             assert sim.requests > 0
 
 

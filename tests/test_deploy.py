@@ -14,7 +14,7 @@ import yaml
 
 from monitor import __version__
 from monitor.config import Settings
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, Scope
 from monitor.snapshot import StateSummary
 from tests.conftest import require_tool
 
@@ -32,8 +32,8 @@ def run(*cmd: str, cwd: Path = ROOT) -> str:
 
 
 SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
     "gauge": ("",),
     "info": ("_info",),
 }
@@ -44,6 +44,7 @@ def exported_names() -> set[str]:
     metrics = Metrics(__version__)
 
     class View:
+        scope = Scope("p")
         export_queues = ["q"]
         summary = StateSummary({}, {})
         tracked_jobs = 0

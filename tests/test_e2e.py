@@ -80,13 +80,15 @@ def settings(url: str, **kw: object) -> Settings:
 
 
 async def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of one scrape, keyed without the project labels (checked here: the
+    simulator's project, and no region for a loopback endpoint)."""
     async with aiohttp.ClientSession() as session, session.get(f"http://{address}/metrics") as resp:
         text = await resp.text()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    assert {(s.labels.pop("project_id"), s.labels.pop("region")) for s in samples} == {
+        (PROJECT, "")
     }
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in samples}
 
 
 @pytest.mark.parametrize("strategy", ["full", "incremental"])

@@ -18,7 +18,7 @@ from monitor.behaviour import BehaviourBook, TotalMeaning
 from monitor.dli.models import Job, JobState
 from monitor.dli.source import RetryBudget, RetryCallback
 from monitor.events import EventLog
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, Scope, TargetMetrics
 from monitor.poller import QueuePoller, Target, next_start
 from monitor.simulator import ApiVariant, Lifecycle, World
 from monitor.snapshot import UNCONFIRMED_TTL_MS
@@ -53,13 +53,14 @@ class Rig:
         self.source = source or WorldSource(self.world, variant or ApiVariant())
         self.source.world = self.world
         self.metrics = Metrics("test")
+        self.scope = Scope("p1")
         self.book = BehaviourBook()
         self.applied: list[QueuePoller] = []
         self.poller = QueuePoller(
             target or Target("etl"),
             self.source,
             EventLog("p1"),
-            self.metrics,
+            self.metrics.for_scope(self.scope),
             interval=30,
             page_size=4,
             strategy=strategy,
@@ -91,10 +92,15 @@ class Rig:
         return logs
 
     def sample(self, name: str, **labels: str) -> float | None:
-        return self.metrics.registry.get_sample_value(name, labels)
+        scope = {"project_id": self.scope.project_id, "region": self.scope.region}
+        return self.metrics.registry.get_sample_value(name, scope | labels)
 
     def active(self) -> str:
         return next(j.id for j in self.world.jobs.values() if j.state is S.RUNNING)
+
+
+def _metrics() -> TargetMetrics:
+    return Metrics("t").for_scope(Scope("p1"))
 
 
 def job_events(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str, str]]:
@@ -689,16 +695,16 @@ async def test_a_full_listing_s_probe_alone_shows_what_incremental_polls_cannot_
 async def test_a_poller_s_defaults() -> None:
     world = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=5)
     long = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=1200)
-    full = QueuePoller(Target("etl"), WorldSource(long), EventLog("p1"), Metrics("t"), interval=30)
+    full = QueuePoller(Target("etl"), WorldSource(long), EventLog("p1"), _metrics(), interval=30)
     with capture_logs():
         await full.poll()
         await full.poll()
     assert isinstance(full.strategy, FullListing) and not full.strategy.probe, "full by default"
     source = WorldSource(world)
-    poller = QueuePoller(Target("etl"), source, EventLog("p1"), Metrics("t"), interval=30)
+    poller = QueuePoller(Target("etl"), source, EventLog("p1"), _metrics(), interval=30)
     assert poller.poll_timeout == 90
     assert (
-        QueuePoller(Target("etl"), source, EventLog("p1"), Metrics("t"), interval=1).poll_timeout
+        QueuePoller(Target("etl"), source, EventLog("p1"), _metrics(), interval=1).poll_timeout
         == 60
     )
     with capture_logs() as logs:
@@ -715,7 +721,7 @@ async def test_a_poller_given_a_snapshot_resumes_from_it_without_a_baseline() ->
     await rig.poll()
     snapshot = rig.poller.snapshot
     resumed = QueuePoller(
-        Target("etl"), rig.source, EventLog("p1"), Metrics("t"), interval=30,
+        Target("etl"), rig.source, EventLog("p1"), _metrics(), interval=30,
         snapshot=snapshot, clock=rig.clock,
     )  # fmt: skip
     assert resumed.snapshot is snapshot
@@ -765,7 +771,7 @@ def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
     saved = JobSnapshot({}, horizon_ms=None if horizon is None else int(horizon))
     poller = QueuePoller(
         Target("etl"), WorldSource(World("p1", ("etl",), now_ms=0)), EventLog("p1"),
-        Metrics("t"), interval=30, snapshot=saved, strategy=strategy,
+        _metrics(), interval=30, snapshot=saved, strategy=strategy,
     )  # fmt: skip
     assert isinstance(poller.strategy, IncrementalListing) is resumes
     if resumes:

@@ -6,7 +6,7 @@ import pytest
 from huaweicloudsdkdli.v1.region.dli_region import DliRegion
 
 from monitor.config import ConfigError, Settings, load_settings
-from monitor.dli.regions import ENDPOINTS
+from monitor.dli.regions import ENDPOINTS, region_of
 
 
 def test_the_table_matches_the_official_sdk() -> None:
@@ -30,3 +30,10 @@ def test_an_unknown_region_is_a_config_error_naming_the_override(
     assert "\n" not in str(info.value) and "xx-nowhere-9" in str(info.value)
     monkeypatch.setenv("DLI_MONITOR_ENDPOINT", "https://dli.xx-nowhere-9.example.com")
     assert load_settings(None).base_url == "https://dli.xx-nowhere-9.example.com"
+
+
+def test_the_region_label_comes_from_a_public_endpoint_only() -> None:
+    assert region_of("https://dli.cn-north-4.myhuaweicloud.com/") == "cn-north-4"
+    assert region_of("https://DLI.eu-west-101.myhuaweicloud.eu") == "eu-west-101"
+    assert region_of("http://127.0.0.1:8080") is None
+    assert region_of("https://dli.cn-north-4.example.internal") is None, "never guessed from a host"

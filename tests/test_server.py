@@ -16,9 +16,11 @@ import aiohttp
 import anyio
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Settings
 from monitor.daemon import Daemon
+from monitor.dli.models import JobState
 from monitor.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.conftest import require_tool
@@ -80,9 +82,13 @@ async def test_text_format_carries_every_contract_metric_and_passes_promtool() -
         assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
         for name in CONTRACT:
             assert f"\n{name}" in text or text.startswith(name), name
-        for queue in QUEUES:
-            for state in ("starting", "running", "recovering", "success", "dead"):
-                assert f'dli_batch_jobs{{queue="{queue}",state="{state}"}}' in text
+        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+        jobs = {
+            (s.labels["queue"], s.labels["state"]) for s in samples if s.name == "dli_batch_jobs"
+        }
+        assert jobs == {(q, s.value) for q in QUEUES for s in JobState}
+        unscoped = [s for s in samples if s.labels.get("project_id") != PROJECT]
+        assert not unscoped, "every series carries the project"
         assert "job_id" not in text, "no job id as a label, and no exemplars outside OpenMetrics"
         lint = await anyio.run_process(
             [require_tool("promtool"), "check", "metrics"], input=text.encode(), check=False
@@ -134,8 +140,15 @@ async def test_not_ready_until_polled_but_alive() -> None:
         _, _, metrics = await get(d.addresses[0], "/metrics")
     assert ready[0] == 503 and "etl" in ready[2]
     assert live[0] == 200
-    assert 'dli_monitor_up{queue="etl"} 0.0' in metrics
-    assert 'dli_monitor_api_requests_total{code="error",endpoint="list"}' in metrics
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+    }
+    up = (("project_id", "p"), ("queue", "etl"), ("region", ""))
+    assert samples["dli_monitor_up", up] == 0
+    errors = (("code", "error"), ("endpoint", "list"), ("project_id", "p"), ("region", ""))
+    assert samples["dli_monitor_api_requests_total", errors] > 0
 
 
 def _free_port() -> int:
@@ -204,3 +217,16 @@ async def test_a_real_prometheus_scrapes_every_series() -> None:
         assert up and up[0]["value"][1] == "1"
         assert {r["metric"]["queue"] for r in recorded} == set(QUEUES)
         assert all(float(r["value"][1]) >= 0 for r in recorded)
+
+
+async def test_no_created_series_and_only_series_that_can_move() -> None:
+    async with running_daemon() as daemon:
+        _, _, text = await get(daemon.addresses[0], "/metrics")
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    assert not [s.name for s in samples if s.name.endswith("_created")]
+    run_time = {s.labels["state"] for s in samples if s.name.startswith("dli_batch_job_duration_")}
+    assert run_time == {"success", "dead"}, "run time is observed at a terminal state only"
+    in_state = {
+        s.labels["state"] for s in samples if s.name.startswith("dli_batch_job_state_duration_")
+    }
+    assert in_state == {"starting", "running", "recovering"}, "terminal states are never left"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["ENDPOINTS", "endpoint_for"]
+__all__ = ["ENDPOINTS", "endpoint_for", "region_of"]
 
 ENDPOINTS: Mapping[str, str] = MappingProxyType(
     {
@@ -50,3 +50,10 @@ ENDPOINTS: Mapping[str, str] = MappingProxyType(
 def endpoint_for(region: str) -> str | None:
     """The public DLI endpoint of ``region``, or ``None`` if this table does not know it."""
     return ENDPOINTS.get(region)
+
+
+def region_of(endpoint: str) -> str | None:
+    """The region whose public endpoint ``endpoint`` is, or ``None`` (a private endpoint, a
+    simulator): the ``region`` label is then left empty rather than guessed from the host."""
+    wanted = endpoint.rstrip("/").lower()
+    return next((region for region, url in ENDPOINTS.items() if url == wanted), None)
