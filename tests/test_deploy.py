@@ -139,7 +139,10 @@ def test_dashboard_and_rules_use_only_exported_metrics_and_parse(tmp_path: Path)
         assert not unknown, f"{expr!r} uses {unknown}"
     # promtool parses PromQL in rule files: wrap every dashboard query as a recording rule.
     substituted = [
-        e.replace("$__rate_interval", "5m").replace('"$queue"', '".*"') for e in dashboard_exprs()
+        e.replace("$__rate_interval", "5m")
+        .replace('"$queue"', '".*"')
+        .replace('"$project"', '".*"')
+        for e in dashboard_exprs()
     ]
     wrapped: dict[str, Any] = {
         "groups": [
@@ -156,6 +159,19 @@ def test_dashboard_and_rules_use_only_exported_metrics_and_parse(tmp_path: Path)
     run(require_tool("promtool"), "check", "rules", str(path))
 
 
+def test_every_query_keeps_projects_apart() -> None:
+    """Queues of two projects may share a name: no grouping by queue without the project, and
+    every dashboard query is filtered by the project variable."""
+    rules = yaml.safe_load(RULES.read_text())
+    exprs = dashboard_exprs() + [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    for expr in exprs:
+        for grouping in re.findall(r"\b(?:by|on) \(([^)]*)\)", expr):
+            labels = {label.strip() for label in grouping.split(",")}
+            assert "queue" not in labels or "project_id" in labels, expr
+    for expr in dashboard_exprs():
+        assert 'project_id=~"$project"' in expr, expr
+
+
 def test_dashboard_covers_what_platform_teams_look_at() -> None:
     doc = orjson.loads(DASHBOARD.read_bytes())
     used = set().union(*(metric_names(e) for e in dashboard_exprs()))
@@ -168,7 +184,10 @@ def test_dashboard_covers_what_platform_teams_look_at() -> None:
         "dli_monitor_up",
     ):
         assert name in used, name
-    assert {v["name"] for v in doc["templating"]["list"]} == {"datasource", "queue"}
+    assert {v["name"] for v in doc["templating"]["list"]} == {"datasource", "project", "queue"}
+    exemplars = [t["expr"] for p in doc["panels"] for t in p["targets"] if t.get("exemplar")]
+    for histogram in ("dli_batch_job_duration_seconds", "dli_batch_job_state_duration_seconds"):
+        assert any(histogram in e for e in exemplars), f"{histogram}: job ids as exemplars"
     provisioning = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "dli-monitor.yml").read_text()
     )
