@@ -3,8 +3,10 @@ promtool; and that dashboards and rules only use metrics the daemon exports."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,33 +81,160 @@ def test_dockerfile_passes_hadolint_and_matches_the_version() -> None:
     assert re.search(r"^USER \d+", text, re.M), "runs as a numeric non-root user"
 
 
-@pytest.mark.parametrize("path", ["base", "overlays/multi-queue"])
-def test_kustomize_renders_a_hardened_sidecar(path: str) -> None:
-    rendered = run(require_tool("kubectl"), "kustomize", str(DEPLOY / "kubernetes" / path))
-    docs = [d for d in yaml.safe_load_all(rendered) if d]
-    kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "ConfigMap", "Service", "PodMonitor"} <= kinds
-    assert "Secret" not in kinds, "credentials are never shipped inline"
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    sidecar = next(c for c in pod["containers"] if c["name"] == "dli-monitor")
-    assert sidecar["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    sc = sidecar["securityContext"]
+KUBERNETES = DEPLOY / "kubernetes"
+IMAGE = f"ghcr.io/dli-monitor/dli-monitor:{__version__}"
+
+
+def kustomize(path: Path) -> list[dict[str, Any]]:
+    rendered = run(require_tool("kubectl"), "kustomize", str(path))
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+def monitor_container(workload: dict[str, Any]) -> dict[str, Any]:
+    pod = workload["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] if c["name"] == "dli-monitor")
+
+
+def assert_hardened_and_probing_the_process(container: dict[str, Any]) -> None:
+    assert container["image"] == IMAGE, "the image is named in components/image, nowhere else"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    probes = [container.get(p, {}) for p in ("startupProbe", "livenessProbe", "readinessProbe")]
+    paths = {p["httpGet"]["path"] for p in probes if p}
+    assert "/readyz" not in paths, "/readyz waits for DLI: no probe may depend on the API"
+    sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
-    assert sidecar["resources"]["limits"]["memory"]
-    assert "env" not in sidecar or all("SK" not in e["name"] for e in sidecar["env"])
-    secret_volumes = [v for v in pod["volumes"] if "secret" in v]
-    assert secret_volumes and any(
-        m["readOnly"] for m in sidecar["volumeMounts"] if m["name"] == secret_volumes[0]["name"]
+    assert container["resources"]["limits"]["memory"]
+    assert all(not e["name"].endswith(("_SK", "_TOKEN")) for e in container.get("env", []))
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/var/run/secrets/dli-monitor"]["readOnly"] is True
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DLI_MONITOR_SECRETS_DIR"] in mounts
+    assert Path(env["DLI_MONITOR_STATE_FILE"]).parent.as_posix() in mounts
+
+
+def assert_config(docs: list[dict[str, Any]]) -> dict[str, str]:
+    kinds = [d["kind"] for d in docs]
+    assert "Secret" not in kinds, "credentials are never shipped inline"
+    config: dict[str, str] = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert set(config) <= SETTING_VARS, set(config) - SETTING_VARS
+    assert not any(k.endswith(("_SK", "_TOKEN", "_AK")) for k in config)
+    return config
+
+
+@pytest.mark.parametrize("path", ["base", "overlays/multi-queue", "overlays/plain-prometheus"])
+def test_standalone_is_one_replica_that_never_overlaps(path: str) -> None:
+    docs = kustomize(KUBERNETES / path)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    container = monitor_container(deployment)
+    assert_hardened_and_probing_the_process(container)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/", "ready: the server answers"
+    pod = deployment["spec"]["template"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    config = assert_config(docs)
+    monitors = [d for d in docs if d["kind"] in {"ServiceMonitor", "PodMonitor"}]
+    annotated = [d for d in docs if "prometheus.io/scrape" in str(d["metadata"])]
+    annotated += [d for d in docs if "prometheus.io/scrape" in str(pod["metadata"])]
+    assert not (monitors and annotated), "a monitor object and annotations: two scrapes"
+    if path == "overlays/plain-prometheus":
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == "10071"
+    if path == "overlays/multi-queue":
+        assert config["DLI_MONITOR_QUEUES"].count(",") >= 2
+        service = next(d for d in docs if d["kind"] == "Service")
+        monitor = next(d for d in monitors if d["kind"] == "ServiceMonitor")
+        assert monitor["metadata"]["labels"]["release"], "the label kube-prometheus-stack selects"
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= (
+            service["metadata"]["labels"].items()
+        )
+        ports = {p["name"] for p in service["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
+
+
+def test_sidecar_component_on_the_sample_workload() -> None:
+    docs = kustomize(KUBERNETES / "examples" / "sidecar")
+    host = next(d for d in docs if d["kind"] == "Deployment")
+    containers = host["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["submitter", "dli-monitor"], "the host's first"
+    sidecar = monitor_container(host)
+    assert_hardened_and_probing_the_process(sidecar)
+    assert "readinessProbe" not in sidecar, "the host's readiness is not ours to decide"
+    config = assert_config(docs)
+    assert {"DLI_MONITOR_PROJECT_ID", "DLI_MONITOR_QUEUES"} <= set(config)
+    assert sidecar["envFrom"][0]["configMapRef"]["name"].startswith("dli-monitor-config-")
+    assert host["spec"]["replicas"] == 1
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    labels = host["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ports = {p["name"] for p in sidecar["ports"]}
+    assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+    assert any(d["kind"] == "PrometheusRule" for d in docs)
+
+
+def test_sidecar_component_joins_a_statefulset_without_touching_its_own_volumes(
+    tmp_path: Path,
+) -> None:
+    host = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "submitter", "annotations": {"dli-monitor.io/sidecar": "true"}},
+        "spec": {
+            "serviceName": "submitter",
+            "selector": {"matchLabels": {"app": "submitter"}},
+            "template": {
+                "metadata": {"labels": {"app": "submitter"}},
+                "spec": {
+                    "containers": [{"name": "app", "image": "app:1"}],
+                    "volumes": [{"name": "data", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    bystander = {**host, "metadata": {"name": "other"}}
+    (tmp_path / "host.yaml").write_text(yaml.safe_dump_all([host, bystander]))
+    components = os.path.relpath(KUBERNETES / "components", tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": ["host.yaml"],
+                "components": [f"{components}/sidecar", f"{components}/image"],
+                "configMapGenerator": [
+                    {"name": "dli-monitor-config", "literals": ["DLI_MONITOR_PROJECT_ID=p1"]}
+                ],
+            }
+        )
     )
-    config = next(d for d in docs if d["kind"] == "ConfigMap")
-    assert set(config["data"]) <= SETTING_VARS, set(config["data"]) - SETTING_VARS
-    assert not any(k.endswith(("_SK", "_TOKEN")) for k in config["data"])
-    if path.startswith("overlays"):
-        assert config["data"]["DLI_MONITOR_QUEUES"].count(",") >= 2
+    docs = {d["metadata"]["name"]: d for d in kustomize(tmp_path)}
+    pod = docs["submitter"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["app", "dli-monitor"]
+    assert {v["name"] for v in pod["volumes"]} == {
+        "data",
+        "dli-monitor-credentials",
+        "dli-monitor-state",
+    }
+    other = docs["other"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in other["containers"]] == ["app"], "only annotated workloads"
+
+
+def test_the_image_is_named_in_one_place() -> None:
+    def names_the_image(path: Path) -> bool:
+        lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#")]
+        return any("newTag" in ln or "ghcr.io/" in ln for ln in lines)
+
+    named = [p.relative_to(KUBERNETES).as_posix() for p in KUBERNETES.rglob("*.yaml")]
+    named = [p for p in named if names_the_image(KUBERNETES / p)]
+    assert named == ["components/image/kustomization.yaml"], named
+    component = (KUBERNETES / "components/image/kustomization.yaml").read_text()
+    assert f"newTag: {__version__}" in component
+
+
+def test_prometheus_rule_is_generated_from_the_rules_file() -> None:
+    run(sys.executable, str(DEPLOY / "prometheus" / "sync.py"), "--check")
+    rule = yaml.safe_load(
+        (KUBERNETES / "components/prometheus-rule/prometheusrule.yaml").read_text()
+    )
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
 
 
 def test_rules_pass_promtool_check_and_unit_tests() -> None:
