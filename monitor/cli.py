@@ -7,16 +7,20 @@ start (e.g. its port is taken), 2 for bad configuration or usage (one line on st
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import secrets
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
 
 from monitor import __version__
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import ConfigError, Settings, given_settings, load_settings
 from monitor.dli.models import JobState
 from monitor.simulator.api import ApiVariant
 from monitor.simulator.app import Faults, Simulator, running_simulator
@@ -28,8 +32,43 @@ DEMO_QUEUES = ("etl", "reporting", "adhoc")
 DEMO_PROJECT = "demo0project0000000000000000000"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the flag, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dli-monitor: invalid usage: {message} (see {self.prog} --help)\n")
+
+
+def _number(
+    kind: Callable[[str], float], low: float, high: float = math.inf, *, open_low: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number within [low, high] (or (low, high])."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < low or (open_low and value == low) or value > high:
+            bounds = f"> {low:g}" if open_low else f">= {low:g}"
+            bounds += f" and <= {high:g}" if high != math.inf else ""
+            raise argparse.ArgumentTypeError(f"must be {bounds} (got {text!r})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_POSITIVE = _number(float, 0, open_low=True)
+_SECONDS = _number(float, 0)
+_SHARE = _number(float, 0, 1)
+_COUNT = _number(int, 0)
+_AT_LEAST_ONE = _number(int, 1)
+_PORT = _number(int, 0, 65535)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dli-monitor",
         description="Watch Huawei Cloud DLI Spark batch jobs: JSON events and Prometheus metrics.",
     )
@@ -45,34 +84,38 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the daemon against the built-in simulator, no set-up")
     demo.add_argument("--listen", default="0.0.0.0:10071", help="metrics address (host:port)")
     demo.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
-    demo.add_argument("--interval", type=float, default=1.0, help="poll interval, seconds")
+    demo.add_argument("--interval", type=_POSITIVE, default=1.0, help="poll interval, seconds")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--duration", type=_POSITIVE, help="stop after this many seconds")
 
     sim = sub.add_parser("simulate", help="the fake DLI service alone")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8080)
+    sim.add_argument("--port", type=_PORT, default=8080)
     sim.add_argument("--project-id", default=DEMO_PROJECT)
     sim.add_argument("--queues", default=",".join(DEMO_QUEUES), help="comma-separated")
-    sim.add_argument("--jobs", type=int, default=30, help="jobs present at start")
-    sim.add_argument("--active", type=int, help="of which active (default: a fifth per state)")
+    sim.add_argument("--jobs", type=_COUNT, default=30, help="jobs present at start")
+    sim.add_argument("--active", type=_COUNT, help="of which active (default: a fifth per state)")
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--history", type=int, default=1000, help="finished jobs kept per queue")
-    sim.add_argument("--speed", type=float, default=1.0, help="lifecycle time factor (<1: faster)")
+    sim.add_argument("--history", type=_COUNT, default=1000, help="finished jobs kept per queue")
     sim.add_argument(
-        "--arrival", type=float, default=5.0, help="mean seconds between new jobs per queue"
+        "--speed", type=_POSITIVE, default=1.0, help="lifecycle time factor (<1: faster)"
+    )
+    sim.add_argument(
+        "--arrival", type=_POSITIVE, default=5.0, help="mean seconds between new jobs per queue"
     )
     sim.add_argument("--ak", help="verify signatures made with this access key")
     sim.add_argument("--sk", help="… and this secret key")
-    sim.add_argument("--throttle", type=float, default=0.0, help="share of requests answered 429")
-    sim.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of those, seconds")
-    sim.add_argument("--server-error", type=float, default=0.0, help="share answered 500")
-    sim.add_argument("--malformed", type=float, default=0.0, help="share of list pages garbled")
-    sim.add_argument("--timeout-rate", type=float, default=0.0, help="share that never answer")
-    sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    sim.add_argument("--throttle", type=_SHARE, default=0.0, help="share of requests answered 429")
+    sim.add_argument(
+        "--retry-after", type=_SECONDS, default=1.0, help="Retry-After of those, seconds"
+    )
+    sim.add_argument("--server-error", type=_SHARE, default=0.0, help="share answered 500")
+    sim.add_argument("--malformed", type=_SHARE, default=0.0, help="share of list pages garbled")
+    sim.add_argument("--timeout-rate", type=_SHARE, default=0.0, help="share that never answer")
+    sim.add_argument("--latency", type=_SECONDS, default=0.0, help="seconds added to every answer")
     sim.add_argument(
         "--churn",
-        type=float,
+        type=_SHARE,
         default=0.0,
         help="share of list requests during which a job is inserted and an old one deleted",
     )
@@ -89,15 +132,19 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--no-retry-after", action="store_true", help="throttle without Retry-After")
     api.add_argument("--error-style", choices=["error_code", "code", "camel", "nested"])
     api.add_argument("--deleted-answer", choices=["DLI.0002", "404", "DLI.0001"])
-    api.add_argument("--page-cap", type=int, help="the server's own cap on size")
+    api.add_argument("--page-cap", type=_AT_LEAST_ONE, help="the server's own cap on size")
     api.add_argument(
-        "--gateway-limit", type=int, help="sliding-window limit: at most N requests per second"
+        "--gateway-limit",
+        type=_AT_LEAST_ONE,
+        help="sliding-window limit: at most N requests per second",
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from monitor.server import ListenError
+
     try:
         if args.command == "run":
             return _run(load_settings(args.config))
@@ -112,6 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dli-monitor: {exc}", file=sys.stderr)
         return 2
+    except ListenError as exc:  # the port is taken, or not ours to bind
+        print(f"dli-monitor: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # stdout (the event stream) was closed by its reader: `dli-monitor run | head -1`.
+        # Point it at /dev/null so the interpreter's last flush does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("dli-monitor: stdout was closed; no event can be written", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     return 2
@@ -128,14 +184,7 @@ def _run(settings: Settings) -> int:
     from monitor.events import configure_logging
 
     configure_logging(settings.log_format)
-    try:
-        anyio.run(Daemon(settings).run)
-    except OSError as exc:  # the metrics port is taken, or not ours to bind
-        print(
-            f"dli-monitor: cannot listen on {settings.listen}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return 1
+    anyio.run(Daemon(settings).run)
     return 0
 
 
@@ -161,14 +210,9 @@ def _world(
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from monitor.config import parse_listen
     from monitor.daemon import Daemon
     from monitor.events import configure_logging
 
-    try:
-        parse_listen(args.listen)
-    except ValueError as exc:
-        raise ConfigError(f"invalid configuration: --listen: {exc}") from None
     # A fast lifecycle, so jobs visibly move within seconds of starting.
     lifecycle = Lifecycle(
         starting=(2.0, 6.0), running=(4.0, 20.0), recovering=(2.0, 5.0), arrival_interval=4.0
@@ -177,29 +221,25 @@ async def _demo(args: argparse.Namespace) -> int:
     # The demo signs its requests exactly as against real DLI; the simulator checks them.
     ak, sk = "DEMOACCESSKEY0000000", secrets.token_urlsafe(24)
     sim = Simulator(world, seed=args.seed, credentials=(ak, sk))
+    # Its own flags and defaults only: run by `kubectl exec` beside a real daemon, the demo must
+    # not pick up that daemon's DLI_MONITOR_* settings (its state file above all).
+    flags = {"listen": "--listen", "poll_interval": "--interval", "log_format": "--log-format"}
+    given = {"listen": args.listen, "poll_interval": args.interval, "log_format": args.log_format}
+    given_settings(flags, auth="none", **given)  # a bad flag is reported before anything starts
     configure_logging(args.log_format)
     async with running_simulator(sim) as url:
-        settings = Settings(
+        settings = given_settings(
+            flags,
             project_id=DEMO_PROJECT,
             endpoint=url,
             queues=DEMO_QUEUES,
-            poll_interval=args.interval,
             auth="aksk",
             ak=ak,
             sk=sk,
-            listen=args.listen,
-            log_format=args.log_format,
+            **given,
         )
-        daemon = Daemon(settings)
-        try:
-            with anyio.move_on_after(args.duration if args.duration else float("inf")):
-                await daemon.run()
-        except OSError as exc:
-            print(
-                f"dli-monitor: cannot listen on {args.listen}: {exc.strerror or exc}",
-                file=sys.stderr,
-            )
-            return 1
+        with anyio.move_on_after(args.duration if args.duration else math.inf):
+            await Daemon(settings).run()
     return 0
 
 
@@ -246,8 +286,11 @@ async def _simulate(args: argparse.Namespace) -> int:
         variant=variant,
         gateway_limit=args.gateway_limit,
     )
-    async with running_simulator(sim, args.host, args.port) as url:
-        counts = {s.value: sum(world.counts(q)[s] for q in queues) for s in JobState}
-        print(f"simulating DLI project {args.project_id} at {url} (jobs: {counts})", flush=True)
-        await anyio.sleep_forever()
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with running_simulator(sim, args.host, args.port) as url:
+            counts = {s.value: sum(world.counts(q)[s] for q in queues) for s in JobState}
+            print(f"simulating DLI project {args.project_id} at {url} (jobs: {counts})", flush=True)
+            # As PID 1 in a container SIGTERM has no default action: stop on it explicitly.
+            async for _ in signals:
+                break
     return 0

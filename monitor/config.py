@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -254,11 +255,13 @@ def _field_env(loc: tuple[int | str, ...]) -> str:
 SECRET_FIELDS = frozenset({"ak", "sk", "security_token", "token"})
 
 
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:
     problems = []
     for err in exc.errors(include_url=False):
         msg = redact_text(err["msg"].removeprefix("Value error, "))
         where = _field_env(err["loc"])
+        if names is not None and err["loc"]:
+            where = names.get(str(err["loc"][0]), where)
         if err["type"] == "extra_forbidden":
             msg = "is not a known setting"
         value = err.get("input")
@@ -274,6 +277,30 @@ def _one_line(exc: ValidationError) -> str:
             shown = f" (got {redact_text(repr(value))})"
         problems.append(f"{where}: {msg}{shown}" if err["loc"] else msg)
     return "invalid configuration: " + "; ".join(problems)
+
+
+class _GivenSettings(Settings):
+    """Settings from the values given, and nothing else: no environment, no file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def given_settings(names: Mapping[str, str], **values: Any) -> Settings:
+    """:class:`Settings` of exactly ``values`` (the demo's flags), never read from the
+    environment; a bad value is a :class:`ConfigError` naming it as ``names`` has it (a flag)."""
+    try:
+        return _GivenSettings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, names)) from None
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -8,6 +8,7 @@ progress, so a wedged sidecar gets restarted.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-__all__ = ["Health", "make_app", "serve"]
+__all__ = ["Health", "ListenError", "make_app", "serve"]
 
 _LANDING = """<!doctype html>
 <html><head><title>dli-monitor</title></head>
@@ -62,14 +63,31 @@ def make_app(registry: CollectorRegistry, health: Health) -> web.Application:
     return app
 
 
+class ListenError(Exception):
+    """The server could not bind its address (taken, not ours, no such interface)."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+
 @asynccontextmanager
 async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[list[str]]:
-    """Serve ``app`` until the block exits; yields the bound addresses as ``host:port``."""
+    """Serve ``app`` until the block exits; yields the bound addresses as ``host:port``.
+
+    A failure to bind raises :class:`ListenError`, so that callers never take another
+    ``OSError`` (a closed stdout, a full disk) for one."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            shown = f"[{host}]" if ":" in host else host
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"{shown}:{port}", reason) from exc
         yield [f"{addr[0]}:{addr[1]}" for addr in runner.addresses]
     finally:
         await runner.cleanup()

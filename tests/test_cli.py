@@ -264,3 +264,101 @@ def test_sigterm_exits_0_within_5_seconds() -> None:
     assert proc.returncode == 0, err
     assert time.monotonic() - started < 5
     assert '"reason":"SIGTERM"' in out
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["demo", "--interval", "0"], "--interval"),
+        (["demo", "--interval", "-1"], "--interval"),
+        (["demo", "--interval", "nan"], "--interval"),
+        (["demo", "--listen", "nope"], "--listen"),
+        (["demo", "--duration", "soon"], "--duration"),
+        (["simulate", "--throttle", "2"], "--throttle"),
+        (["simulate", "--jobs", "-5"], "--jobs"),
+        (["simulate", "--port", "70000"], "--port"),
+        (["simulate", "--page-cap", "0"], "--page-cap"),
+        (["simulate", "--queues", " , "], "--queues"),
+        (["check", "--config"], "--config"),
+        (["nonsense"], "COMMAND"),
+    ],
+)
+def test_every_command_rejects_a_bad_flag_in_one_line(args: list[str], named: str) -> None:
+    result = run_cli(*args, env={})
+    assert result.returncode == 2, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and not result.stdout
+
+
+def test_demo_never_reads_the_daemons_environment(tmp_path: Path) -> None:
+    """Run by `kubectl exec` in the sidecar, the demo must leave the real daemon alone."""
+    state = tmp_path / "state.json"
+    state.write_text('{"the real daemon": "its state"}')
+    env = {
+        "DLI_MONITOR_STATE_FILE": str(state),
+        "DLI_MONITOR_PAGE_SIZE": "0",  # invalid for the daemon: the demo never sees it
+        "DLI_MONITOR_LISTEN": "not an address",
+        "DLI_MONITOR_PROJECT_ID": "realproject",
+    }
+    port = free_port()
+    result = run_cli(
+        "demo", "--listen", f"127.0.0.1:{port}", "--log-format", "json", "--duration", "3", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "realproject" not in result.stdout and '"state_file":null' in result.stdout
+    assert state.read_text() == '{"the real daemon": "its state"}'
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"], "nothing set aside"
+
+
+def test_simulate_stops_on_sigterm_within_5_seconds() -> None:
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "monitor", "simulate", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert "simulating" in proc.stdout.readline()
+        proc.terminate()
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 5
+    assert not err
+
+
+@pytest.mark.parametrize("command", ["run", "simulate"])
+def test_a_taken_port_is_a_listen_failure_exit_1(command: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if command == "run":
+            result = run_cli("run", env={**BASE_ENV, "DLI_MONITOR_LISTEN": f"127.0.0.1:{port}"})
+        else:
+            result = run_cli("simulate", "--port", str(port), env={})
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"dli-monitor: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+
+
+def test_a_closed_stdout_is_named_as_such_not_as_a_listen_failure() -> None:
+    """`dli-monitor demo | head -1`: the reader goes away after one event."""
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "monitor", "demo", "--listen", f"127.0.0.1:{port}",
+         "--log-format", "json", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        assert "monitor.started" in proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=30)
+    assert proc.returncode == 1
+    assert err == "dli-monitor: stdout was closed; no event can be written\n"

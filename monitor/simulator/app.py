@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from monitor.dli.auth import OutgoingRequest
+from monitor.server import serve
 from monitor.simulator.api import Answer, ApiVariant, detail_answer, error_body, list_answer
 from monitor.simulator.gateway import verify_signature
 from monitor.simulator.world import World
@@ -250,13 +251,7 @@ async def running_simulator(
     sim: Simulator, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[str]:
     """Serve ``sim`` until the block exits; yields its base URL (``port=0``: a free port)."""
-    runner = web.AppRunner(make_app(sim), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0][1]
+    async with serve(make_app(sim), host, port) as addresses:
+        bound = addresses[0].rpartition(":")[2]
         shown = f"[{host}]" if ":" in host else host
         yield f"http://{shown}:{bound}"
-    finally:
-        await runner.cleanup()
