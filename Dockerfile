@@ -40,6 +40,7 @@ ENV PATH=/opt/dli-monitor/bin:$PATH \
 VOLUME ["/var/lib/dli-monitor"]
 USER 10001:10001
 EXPOSE 10071
-HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:10071/healthz', timeout=2)"]
+# Asks /healthz wherever DLI_MONITOR_LISTEN put the server (a wildcard host: loopback).
+HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import os, urllib.request as u; h, _, p = os.environ.get('DLI_MONITOR_LISTEN', ':10071').rpartition(':'); h = h.strip('[]'); h = '127.0.0.1' if h in ('', '0.0.0.0', '::') else h; h = f'[{h}]' if ':' in h else h; u.urlopen(f'http://{h}:{p}/healthz', timeout=2)"]
 ENTRYPOINT ["dli-monitor"]
 CMD ["run"]

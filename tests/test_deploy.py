@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,24 @@ def test_dockerfile_passes_hadolint_and_matches_the_version() -> None:
     run(require_tool("hadolint"), "Dockerfile")
     text = (ROOT / "Dockerfile").read_text()
     assert f"ARG VERSION={__version__}" in text
+    assert re.search(r"^ARG PYTHON_IMAGE=\S+@sha256:[0-9a-f]{64}$", text, re.M), "pinned by digest"
+    assert "--require-hashes" in text and "requirements.lock" in text
     assert 'ENTRYPOINT ["dli-monitor"]' in text and 'CMD ["run"]' in text
     assert re.search(r"^USER \d+", text, re.M), "runs as a numeric non-root user"
+
+
+def test_the_lock_pins_every_dependency_with_hashes() -> None:
+    """requirements.lock (what the image installs) covers pyproject.toml's dependencies, each at
+    one exact version with hashes, and what those need in turn."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = (ROOT / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", lock, re.M))
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pins, f"{name} is not in requirements.lock: regenerate it (see its header)"
+    entries = re.split(r"\n(?=[a-z0-9])", lock.split("\n\n", 1)[-1].strip())
+    unhashed = [e.split()[0] for e in entries if "==" in e and "--hash=sha256:" not in e]
+    assert not unhashed, unhashed
 
 
 KUBERNETES = DEPLOY / "kubernetes"
