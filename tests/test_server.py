@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import io
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
-import orjson
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Settings
@@ -155,68 +150,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.mark.slow
-async def test_a_real_prometheus_scrapes_every_series() -> None:
-    async with running_daemon() as daemon:
-        binary = require_tool("prometheus")
-        port = _free_port()
-        with tempfile.TemporaryDirectory() as tmp:
-            config = Path(tmp) / "prometheus.yml"
-            config.write_text(
-                "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                f"rule_files: ['{RULES}']\n"
-                "scrape_configs:\n"
-                "  - job_name: dli-monitor\n"
-                f"    static_configs: [{{targets: ['{daemon.addresses[0]}']}}]\n"
-            )
-            proc = await anyio.open_process(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp}/data",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            try:
-                series: list[dict[str, str]] = []
-                with anyio.fail_after(30):
-                    while len(series) < len(QUEUES) * 5:
-                        await anyio.sleep(0.5)
-                        try:
-                            _, _, body = await get(
-                                f"127.0.0.1:{port}", "/api/v1/query?query=dli_batch_jobs"
-                            )
-                        except aiohttp.ClientError:
-                            continue
-                        doc = orjson.loads(body)
-                        series = [r["metric"] for r in doc.get("data", {}).get("result", [])]
-                _, _, body = await get(f"127.0.0.1:{port}", "/api/v1/query?query=up")
-                up = orjson.loads(body)["data"]["result"]
-                recorded: list[dict[str, Any]] = []
-                with anyio.fail_after(20):  # the rules are evaluated every second
-                    while len(recorded) < len(QUEUES):
-                        await anyio.sleep(0.5)
-                        _, _, body = await get(
-                            f"127.0.0.1:{port}",
-                            "/api/v1/query?query=queue:dli_batch_jobs_active:sum",
-                        )
-                        recorded = orjson.loads(body)["data"]["result"]
-            finally:
-                proc.terminate()
-                with anyio.fail_after(10):
-                    await proc.wait()
-        assert {(s["queue"], s["state"]) for s in series} == {
-            (q, st)
-            for q in QUEUES
-            for st in ("starting", "running", "recovering", "success", "dead")
-        }
-        assert up and up[0]["value"][1] == "1"
-        assert {r["metric"]["queue"] for r in recorded} == set(QUEUES)
-        assert all(float(r["value"][1]) >= 0 for r in recorded)
 
 
 async def test_no_created_series_and_only_series_that_can_move() -> None:

@@ -1,0 +1,152 @@
+"""A real Prometheus server scraping real daemons, with the shipped recording rules loaded."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import anyio
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import Settings
+from monitor.daemon import Daemon
+from monitor.dli.models import ACTIVE_STATES, JobState
+from monitor.events import configure_logging
+from monitor.simulator import Lifecycle, Simulator, World, running_simulator
+from tests.conftest import require_tool
+from tests.harness import running
+from tests.test_server import QUEUES, get, running_daemon
+
+pytestmark = pytest.mark.slow
+
+RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "dli-monitor.rules.yml"
+#: jobs stay where they are: the counts a daemon exports and what Prometheus sums can be compared
+STILL = Lifecycle(
+    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
+)
+
+Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def running_prometheus(targets: Sequence[str]) -> AsyncIterator[Query]:
+    """Prometheus scraping ``targets`` every second with the shipped rules; yields a function
+    that runs an instant query and returns its result vector."""
+    binary = require_tool("prometheus")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"rule_files: ['{RULES}']\n"
+            "scrape_configs:\n"
+            "  - job_name: dli-monitor\n"
+            f"    static_configs: [{{targets: {list(targets)}}}]\n"
+        )
+        proc = await anyio.open_process(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp}/data",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        async def query(expr: str) -> list[dict[str, Any]]:
+            try:
+                _, _, body = await get(f"127.0.0.1:{port}", f"/api/v1/query?query={quote(expr)}")
+            except aiohttp.ClientError:
+                return []  # not up yet
+            result: list[dict[str, Any]] = orjson.loads(body).get("data", {}).get("result", [])
+            return result
+
+        try:
+            yield query
+        finally:
+            proc.terminate()
+            with anyio.fail_after(10):
+                await proc.wait()
+
+
+async def until(query: Query, expr: str, rows: int) -> list[dict[str, Any]]:
+    """Query ``expr`` until it has at least ``rows`` rows (scrapes and rules run every second)."""
+    result: list[dict[str, Any]] = []
+    with anyio.fail_after(30):
+        while len(result) < rows:
+            await anyio.sleep(0.5)
+            result = await query(expr)
+    return result
+
+
+async def test_a_real_prometheus_scrapes_every_series() -> None:
+    async with running_daemon() as daemon, running_prometheus(daemon.addresses) as query:
+        series = [r["metric"] for r in await until(query, "dli_batch_jobs", len(QUEUES) * 5)]
+        up = await until(query, "up", 1)
+        recorded = await until(query, "queue:dli_batch_jobs_active:sum", len(QUEUES))
+    assert {(s["queue"], s["state"]) for s in series} == {
+        (q, st.value) for q in QUEUES for st in JobState
+    }
+    assert up[0]["value"][1] == "1"
+    assert {r["metric"]["queue"] for r in recorded} == set(QUEUES)
+    assert all(float(r["value"][1]) >= 0 for r in recorded)
+
+
+async def _active_counts(address: str) -> dict[tuple[str, str], float]:
+    """Active jobs per (project, queue), as one daemon exports them."""
+    _, _, text = await get(address, "/metrics")
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "dli_batch_jobs" and JobState(s.labels["state"]) in ACTIVE_STATES:
+                key = (s.labels["project_id"], s.labels["queue"])
+                counts[key] = counts.get(key, 0) + s.value
+    return counts
+
+
+async def test_recording_rules_keep_two_projects_with_the_same_queues_apart() -> None:
+    """Two daemons, two projects, both with queues etl and adhoc: every recorded series is one
+    project's own, equal to what that project's daemon exports."""
+    configure_logging("json", io.StringIO())
+    now_ms = int(time.time() * 1000)
+    async with AsyncExitStack() as stack:
+        daemons = []
+        for project, seed, jobs in (("projecta", 1, 25), ("projectb", 2, 60)):
+            world = World(project, QUEUES, seed=seed, now_ms=now_ms, lifecycle=STILL,
+                          initial_jobs=jobs)  # fmt: skip
+            url = await stack.enter_async_context(running_simulator(Simulator(world)))
+            settings = Settings(project_id=project, endpoint=url, queues=QUEUES,
+                                poll_interval=0.5, auth="none", listen="127.0.0.1:0")  # fmt: skip
+            daemons.append(Daemon(settings))
+            await stack.enter_async_context(running(daemons[-1]))
+        addresses = [d.addresses[0] for d in daemons]
+        query = await stack.enter_async_context(running_prometheus(addresses))
+        pairs = 2 * len(QUEUES)
+        active = await until(query, "queue:dli_batch_jobs_active:sum", pairs)
+        ratio = await until(query, "queue:dli_batch_job_failure_ratio:1h", pairs)
+        exported: dict[tuple[str, str], float] = {}
+        for address in addresses:
+            exported |= await _active_counts(address)
+
+    def by_pair(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+        return {
+            (r["metric"]["project_id"], r["metric"]["queue"]): float(r["value"][1]) for r in rows
+        }
+
+    assert by_pair(active) == exported, "each project's own count, never the two added up"
+    assert len(exported) == pairs and len({v for v in exported.values()}) > 1
+    assert by_pair(ratio) == dict.fromkeys(exported, 0.0), "0 for healthy queues, not no data"
