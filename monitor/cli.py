@@ -183,7 +183,7 @@ def _run(settings: Settings) -> int:
     from monitor.daemon import Daemon
     from monitor.events import configure_logging
 
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, level=settings.log_level)
     anyio.run(Daemon(settings).run)
     return 0
 

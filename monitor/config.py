@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     metadata_url: str = "http://169.254.169.254"
     listen: str = "0.0.0.0:10071"
     log_format: Literal["json", "console", "auto"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     poll_strategy: Literal["auto", "full", "incremental"] = "auto"
     state_file: Path | None = None
     duration_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_DURATION_BUCKETS

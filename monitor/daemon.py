@@ -104,6 +104,8 @@ class Daemon:
         self._dirty: anyio.Event | None = None
         self._stop_reason: str | None = None
         self._skew_reported = False
+        #: the last save's error, so that a lasting failure is one line, not one per save
+        self._save_error: str | None = None
 
     def _targets(self) -> Sequence[Target]:
         return [Target(q) for q in self.settings.queues] or [Target(None)]
@@ -184,7 +186,8 @@ class Daemon:
             app = make_app(self.metrics.registry, Health(self.live, self.ready))
             async with serve(app, host, port) as self.addresses:
                 state_status = {"state_file_status": loaded.status} if loaded else {}
-                self.events.started(__version__, {**s.summary(), **state_status})
+                degraded = loaded is not None and not loaded.usable
+                self.events.started(__version__, {**s.summary(), **state_status}, degraded=degraded)
                 try:
                     with anyio.CancelScope() as self._scope:
                         async with anyio.create_task_group() as tg:
@@ -219,7 +222,14 @@ class Daemon:
         try:
             state.save(snapshots)
         except OSError as exc:
-            self.events.state_save_failed(str(state.path), exc.strerror or str(exc))
+            error = exc.strerror or str(exc)
+            if error != self._save_error:
+                self.events.state_save_failed(str(state.path), error)
+            self._save_error = error
+        else:
+            if self._save_error is not None:
+                self.events.state_save_recovered(str(state.path))
+            self._save_error = None
 
     async def _save_loop(self) -> None:
         """Save after polls are applied. Snapshots are immutable, so the encoding and writing

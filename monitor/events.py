@@ -25,11 +25,19 @@ __all__ = [
     "EVENTS",
     "EventLog",
     "LogFormat",
+    "LogLevel",
     "configure_logging",
     "event_id",
 ]
 
 LogFormat = Literal["json", "console", "auto"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+_LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 #: The contract's vocabulary, plus diagnostics: ``poll.rows_rejected`` (unreadable list rows),
 #: ``state.save_failed`` (the state file could not be written), ``auth.clock_skew`` (signatures
@@ -72,9 +80,11 @@ def _for_humans(logger: Any, method: str, event: dict[str, Any]) -> dict[str, An
     return {"event": event.pop("event"), **first, **event}
 
 
-def configure_logging(fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
-    """Send events to ``stream`` (stdout): JSON lines, or console rendering when asked or on a
-    TTY with ``auto``."""
+def configure_logging(
+    fmt: LogFormat = "auto", stream: TextIO | None = None, level: LogLevel = "info"
+) -> None:
+    """Send events of ``level`` and above to ``stream`` (stdout): JSON lines, or console
+    rendering when asked or on a TTY with ``auto``."""
     out = stream if stream is not None else sys.stdout
     console = fmt == "console" or (fmt == "auto" and out.isatty())
     processors: list[Any] = [
@@ -97,7 +107,7 @@ def configure_logging(fmt: LogFormat = "auto", stream: TextIO | None = None) -> 
             factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=factory,
         cache_logger_on_first_use=False,
     )
@@ -126,6 +136,8 @@ class EventLog:
         self._on_event = on_event or (lambda name: None)
 
     def _emit(self, level: str, event: str, **fields: Any) -> None:
+        if not self._log.is_enabled_for(_LEVELS[level]):
+            return  # neither written nor counted: dli_monitor_events_total counts what is written
         getattr(self._log, level)(event, **fields)
         self._on_event(event)
 
@@ -214,8 +226,10 @@ class EventLog:
     def poll_failed(
         self, queue: str, error: str, error_code: str, attempt: int, retry_in: float, *, final: bool
     ) -> None:
+        """A poll gave up (``final``: warning, once per failed poll, with the attempts it made)
+        or one of its requests will be retried (debug: an outage is not a line per retry)."""
         self._emit(
-            "error" if final else "warning",
+            "warning" if final else "debug",
             "poll.failed",
             project_id=self.project_id,
             queue=queue,
@@ -223,6 +237,16 @@ class EventLog:
             error_code=error_code,
             attempt=attempt,
             retry_in=round(retry_in, 3),
+        )
+
+    def poll_recovered(self, queue: str, failed_polls: int, down_seconds: float) -> None:
+        self._emit(
+            "info",
+            "poll.recovered",
+            project_id=self.project_id,
+            queue=queue,
+            failed_polls=failed_polls,
+            down_seconds=round(down_seconds, 1),
         )
 
     def rows_rejected(
@@ -260,8 +284,18 @@ class EventLog:
     def state_save_failed(self, path: str, error: str) -> None:
         self._emit("error", "state.save_failed", project_id=self.project_id, path=path, error=error)
 
-    def started(self, version: str, config: Mapping[str, Any]) -> None:
-        self._emit("info", "monitor.started", version=version, project_id=self.project_id, **config)
+    def state_save_recovered(self, path: str) -> None:
+        self._emit("info", "state.save_recovered", project_id=self.project_id, path=path)
+
+    def started(self, version: str, config: Mapping[str, Any], *, degraded: bool = False) -> None:
+        """Start-up; ``degraded`` (a state file that could not be used): warning, not info."""
+        self._emit(
+            "warning" if degraded else "info",
+            "monitor.started",
+            version=version,
+            project_id=self.project_id,
+            **config,
+        )
 
     def stopping(self, version: str, reason: str) -> None:
         self._emit(

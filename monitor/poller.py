@@ -107,6 +107,9 @@ class QueuePoller:
         self.ready = False
         #: monotonic time the loop last made progress (liveness)
         self.heartbeat = 0.0
+        #: polls failed in a row, and the (wall) time the first of them failed
+        self._failed_polls = 0
+        self._failing_since = 0.0
         metrics.init_target(target.label)
         self._init_queues(self.export_queues)
 
@@ -313,12 +316,18 @@ class QueuePoller:
         self._snapshot = snapshot
         self._lister = self._next_strategy(lister, gathered)
         self._metrics.poll_succeeded(label, now)
+        if self._failed_polls:
+            self._events.poll_recovered(label, self._failed_polls, now - self._failing_since)
+            self._failed_polls = 0
         self.ready = True
         if self._on_applied is not None:
             self._on_applied(self)
 
     def _failed(self, error: str, code: str, attempt: int) -> None:
         label = self.target.label
+        if not self._failed_polls:
+            self._failing_since = self._clock()
+        self._failed_polls += 1
         self._metrics.poll_failed(label)
         self._events.poll_failed(label, error, code, attempt, self.interval, final=True)
 

@@ -15,7 +15,10 @@ from pathlib import Path
 from monitor import statecodec
 from monitor.snapshot import JobSnapshot
 
-__all__ = ["LoadResult", "StateFile"]
+__all__ = ["KEEP_REJECTED", "LoadResult", "StateFile"]
+
+#: rejected state files kept for a human to look at; older ones are deleted
+KEEP_REJECTED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,8 @@ class LoadResult:
 
     snapshots: dict[str, JobSnapshot]
     status: str
+    #: False when a file was there but could not be used (rejected or unreadable)
+    usable: bool = True
 
 
 class StateFile:
@@ -42,7 +47,8 @@ class StateFile:
         except FileNotFoundError:
             return LoadResult({}, "absent")
         except OSError as exc:
-            return LoadResult({}, f"unreadable ({exc.strerror}); starting from a new baseline")
+            status = f"unreadable ({exc.strerror}); starting from a new baseline"
+            return LoadResult({}, status, usable=False)
         try:
             snapshots = statecodec.decode(
                 data, project_id=self._project_id, endpoint=self._endpoint
@@ -51,11 +57,26 @@ class StateFile:
             aside = self.path.with_name(f"{self.path.name}.rejected-{int(time.time())}")
             try:
                 self.path.rename(aside)
+                self._prune_rejected()
             except OSError:
                 aside = self.path
-            return LoadResult({}, f"rejected ({exc}); set aside as {aside.name}")
+            return LoadResult({}, f"rejected ({exc}); set aside as {aside.name}", usable=False)
         jobs = sum(len(s) for s in snapshots.values())
         return LoadResult(snapshots, f"loaded {jobs} jobs")
+
+    def _prune_rejected(self) -> None:
+        """Keep the newest :data:`KEEP_REJECTED` set-aside files: a daemon restarted in a loop
+        over a bad file must not fill the volume."""
+        prefix = f"{self.path.name}.rejected-"
+        # By the time in the name (when it was set aside; a rename keeps the old mtime).
+        stamps = {
+            p: int(p.name.removeprefix(prefix))
+            for p in self.path.parent.iterdir()
+            if p.name.startswith(prefix) and p.name.removeprefix(prefix).isdigit()
+        }
+        aside = sorted(stamps, key=stamps.__getitem__, reverse=True)
+        for old in aside[KEEP_REJECTED:]:
+            old.unlink(missing_ok=True)
 
     def save(self, snapshots: Mapping[str, JobSnapshot]) -> None:
         """Atomically replace the file with ``snapshots``. Raises ``OSError`` on failure."""

@@ -7,7 +7,7 @@ import io
 import orjson
 
 from monitor.dli.models import Job, JobState
-from monitor.events import EventLog, configure_logging, event_id
+from monitor.events import EventLog, LogLevel, configure_logging, event_id
 from monitor.snapshot import Discovered, Transition, Vanished
 
 JOB = Job(
@@ -45,7 +45,8 @@ def emit_all(fmt: str) -> str:
     log.change("etl", Transition(JOB, JobState.STARTING, JobState.SUCCESS, True, 12.3456, 99_000))
     log.change("etl", Vanished(JOB, JobState.RUNNING))
     log.baseline("etl", {JobState.RUNNING: 3})
-    log.poll_failed("etl", "HTTP 500", "DLI.0999", 2, 1.5, final=False)
+    log.poll_failed("etl", "HTTP 500", "DLI.0999", 2, 1.5, final=False)  # debug: not written
+    log.poll_failed("etl", "HTTP 500", "DLI.0999", 2, 1.5, final=True)
     assert counted == [
         "job.discovered",
         "job.transition",
@@ -54,6 +55,38 @@ def emit_all(fmt: str) -> str:
         "poll.failed",
     ]
     return out.getvalue()
+
+
+def test_outage_logging_is_one_warning_per_failed_poll_and_retries_at_debug() -> None:
+    def written(level: LogLevel) -> list[dict[str, object]]:
+        out = io.StringIO()
+        configure_logging("json", out, level=level)
+        counted: list[str] = []
+        log = EventLog("p1", on_event=counted.append)
+        for attempt in (1, 2, 3):
+            log.poll_failed("etl", "HTTP 429", "APIGW.0308", attempt, 2.0, final=False)
+        log.poll_failed("etl", "HTTP 429", "APIGW.0308", 4, 30, final=True)
+        log.poll_recovered("etl", failed_polls=1, down_seconds=31.24)
+        events = [orjson.loads(line) for line in out.getvalue().splitlines()]
+        assert counted == [e["event"] for e in events], "counted as written, no more"
+        return events
+
+    quiet = written("info")
+    assert [(e["event"], e["level"], e["attempt"]) for e in quiet[:1]] == [
+        ("poll.failed", "warning", 4)
+    ]
+    assert quiet[1] | {"timestamp": ""} == {
+        "event": "poll.recovered",
+        "level": "info",
+        "project_id": "p1",
+        "queue": "etl",
+        "failed_polls": 1,
+        "down_seconds": 31.2,
+        "timestamp": "",
+    }
+    assert len(quiet) == 2
+    verbose = written("debug")
+    assert [e["level"] for e in verbose] == ["debug"] * 3 + ["warning", "info"]
 
 
 def test_json_events_carry_the_contract_keys() -> None:

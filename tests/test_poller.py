@@ -375,7 +375,7 @@ async def test_an_unknown_state_in_a_detail_is_counted_logged_once_and_never_ret
     assert job_events(logs) == []
 
 
-async def test_a_failed_poll_marks_the_queue_down_and_says_so_once_at_error_level() -> None:
+async def test_a_failed_poll_marks_the_queue_down_says_so_once_and_then_that_it_recovered() -> None:
     from monitor.dli.errors import APIError
 
     rig = Rig()
@@ -387,12 +387,21 @@ async def test_a_failed_poll_marks_the_queue_down_and_says_so_once_at_error_leve
     assert rig.sample("dli_monitor_up", queue="etl") == 0
     failed = [e for e in logs if e["event"] == "poll.failed"]
     assert [(e["log_level"], e["error_code"], e["queue"], e["attempt"]) for e in failed] == [
-        ("error", "DLI.0003", "etl", 1)
+        ("warning", "DLI.0003", "etl", 1)
     ]
     assert failed[0]["error"] == "HTTP 403 DLI.0003: forbidden" and failed[0]["retry_in"] == 30
+    rig.source.failures = [APIError(403, "DLI.0003", "forbidden")]
     rig.clock.advance(30)
-    await rig.poll()
+    assert [e["event"] for e in await rig.poll()] == ["poll.failed"]
+    rig.clock.advance(30)
+    logs = await rig.poll()
     assert rig.sample("dli_monitor_up", queue="etl") == 1
+    recovered = [e for e in logs if e["event"] == "poll.recovered"]
+    assert [(e["queue"], e["failed_polls"], e["down_seconds"]) for e in recovered] == [
+        ("etl", 2, 60)
+    ]
+    rig.clock.advance(30)
+    assert not [e for e in await rig.poll() if e["event"] == "poll.recovered"], "said once"
 
 
 async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed() -> None:
@@ -452,15 +461,16 @@ async def test_every_request_of_a_poll_retries_on_the_poll_s_budget_and_says_so(
     assert {
         (e["log_level"], e["error_code"], e["queue"], e["attempt"], e["error"], e["retry_in"])
         for e in retried
-    } == {("warning", "RequestTimeout", "etl", 1, "attempt 1 timed out", 0.0)}
+    } == {("debug", "RequestTimeout", "etl", 1, "attempt 1 timed out", 0.0)}
     polls = 2 if strategy == "auto" else 4
     assert rig.sample("dli_monitor_poll_duration_seconds_count", queue="etl") == polls
     assert rig.sample("dli_monitor_up", queue="etl") == 1
-    # The same poll on a budget of two retries gives up, at error level, and applies nothing.
+    # The same poll on a budget of two retries gives up, once at warning, and applies nothing.
     stingy = Rig(strategy=strategy, jobs=60, retries=2)
     stingy.source.transient = 1
     logs = await stingy.poll()
-    assert [e["log_level"] for e in logs if e["event"] == "poll.failed"][-1] == "error"
+    levels = [e["log_level"] for e in logs if e["event"] == "poll.failed"]
+    assert levels == ["debug"] * (len(levels) - 1) + ["warning"]
     assert stingy.poller.snapshot is None
 
 
@@ -629,7 +639,7 @@ async def test_a_bug_or_a_wedged_poll_is_reported_and_the_loop_goes_on(
     failed = [e for e in logs if e["event"] == "poll.failed"]
     assert len(failed) >= 2, "the loop went on after the first failure"
     assert {(e["error"], e["error_code"], e["attempt"], e["log_level"]) for e in failed} == {
-        (error, code, 1, "error")
+        (error, code, 1, "warning")
     }
     assert rig.sample("dli_monitor_up", queue="etl") == 0
     assert rig.poller.heartbeat >= before

@@ -313,3 +313,62 @@ async def test_sigkill_at_any_moment_then_restart_is_exactly_once_after_dedup(
     print(verdict, f"({len(events)} lines, {len(unique)} unique job events)")
     assert verdict.expected > 20
     assert verdict.precision == 1.0 and verdict.recall == 1.0, str(verdict)
+
+
+def test_at_most_a_few_rejected_files_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon restarted in a loop over a bad file must not fill its volume."""
+    path = tmp_path / "state.json"
+    (tmp_path / "state.json.rejected-notatime").write_text("a human's copy: never deleted")
+    for second in range(1_000, 1_006):
+        monkeypatch.setattr(time, "time", lambda second=second: float(second))
+        path.write_bytes(b"not json")
+        result = StateFile(path, project_id="p", endpoint="http://e").load()
+        assert not result.usable and "set aside" in result.status
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == [
+        "state.json.rejected-1003",
+        "state.json.rejected-1004",
+        "state.json.rejected-1005",
+        "state.json.rejected-notatime",
+    ]
+
+
+async def test_save_failures_are_one_line_per_change_and_a_rejected_file_starts_at_warning(
+    tmp_path: Path,
+) -> None:
+    world = World(PROJECT, QUEUES, seed=5, now_ms=int(time.time() * 1000), lifecycle=FAST)
+    blocked = tmp_path / "volume"
+    blocked.write_text("a file where the state directory should be")
+    out = io.StringIO()
+    configure_logging("json", out)
+    async with running_simulator(Simulator(world, seed=5)) as url:
+        settings = Settings(
+            project_id=PROJECT, endpoint=url, queues=QUEUES, poll_interval=0.1, auth="none",
+            listen="127.0.0.1:0", state_file=blocked / "state.json",
+        )  # fmt: skip
+        async with running(Daemon(settings)):
+            await anyio.sleep(1.0)  # many polls, each one a failed save
+            blocked.unlink()
+            await anyio.sleep(1.0)
+    events = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    saves = [e for e in events if e["event"].startswith("state.save")]
+    assert [(e["event"], e["level"]) for e in saves] == [
+        ("state.save_failed", "error"),
+        ("state.save_recovered", "info"),
+    ]
+    started = next(e for e in events if e["event"] == "monitor.started")
+    assert started["level"] == "warning", "the state file could not even be read"
+    assert started["state_file_status"].startswith("unreadable")
+
+    (blocked / "state.json").write_bytes(b"{garbage")
+    configure_logging("json", out := io.StringIO())
+    async with (
+        running_simulator(Simulator(world, seed=5)) as url,
+        running(Daemon(settings.model_copy(update={"endpoint": url}))),
+    ):
+        pass
+    started = orjson.loads(out.getvalue().splitlines()[0])
+    assert started["event"] == "monitor.started" and started["level"] == "warning"
+    assert started["state_file_status"].startswith("rejected")
