@@ -20,7 +20,13 @@ from typing import NoReturn
 import anyio
 
 from monitor import __version__
-from monitor.config import ConfigError, Settings, given_settings, load_settings
+from monitor.config import (
+    ConfigError,
+    Settings,
+    given_settings,
+    load_settings,
+    unknown_variables,
+)
 from monitor.dli.models import JobState
 from monitor.simulator.api import ApiVariant
 from monitor.simulator.app import Faults, Simulator, running_simulator
@@ -145,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from monitor.server import ListenError
 
+    if args.command in ("run", "check"):
+        for warning in unknown_variables(os.environ):  # a typo is a warning, not a stop
+            print(f"dli-monitor: warning: {warning}", file=sys.stderr)
     try:
         if args.command == "run":
             return _run(load_settings(args.config))

@@ -7,6 +7,7 @@ file, defaults. Every problem is reported as one line naming the variable
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from monitor.dli.regions import endpoint_for, region_of
 from monitor.metrics import DEFAULT_DURATION_BUCKETS
 from monitor.redact import redact_text, redact_url
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "given_settings", "load_settings", "unknown_variables"]
 
 PREFIX = "DLI_MONITOR_"
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
@@ -51,7 +52,9 @@ class ConfigError(Exception):
 def _split(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+    if isinstance(value, list | tuple):
+        return value
+    raise ValueError("must be a comma-separated string or a list")
 
 
 class Settings(BaseSettings):
@@ -90,6 +93,13 @@ class Settings(BaseSettings):
     duration_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_DURATION_BUCKETS
     secrets_dir: Path | None = None
 
+    @field_validator("ak", "sk", "security_token", "token")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty")
+        return value
+
     @field_validator("project_id")
     @classmethod
     def _project_id(cls, value: str | None) -> str | None:
@@ -121,6 +131,8 @@ class Settings(BaseSettings):
     def _queues(cls, value: Any) -> Any:
         names = _split(value)
         for name in names:
+            if not isinstance(name, str):
+                raise ValueError("queue names are strings")
             if not _QUEUE.match(name):
                 raise ValueError(f"{name!r} is not a queue name (letters, digits, _ and -)")
         if len(set(names)) != len(names):
@@ -249,7 +261,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 def _field_env(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return "configuration"
-    return PREFIX + str(loc[0]).upper()
+    name = str(loc[0]).upper()
+    return name if name.startswith(PREFIX) else PREFIX + name
 
 
 #: settings whose values are never shown, not even in an error about them
@@ -265,6 +278,9 @@ def _one_line(exc: ValidationError, names: Mapping[str, str] | None = None) -> s
             where = names.get(str(err["loc"][0]), where)
         if err["type"] == "extra_forbidden":
             msg = "is not a known setting"
+            bare = str(err["loc"][0]).upper().removeprefix(PREFIX).lower() if err["loc"] else ""
+            if bare != str(err["loc"][0]).lower() and bare in Settings.model_fields:
+                msg += f" (in a TOML file, write {bare} without the {PREFIX} prefix)"
         value = err.get("input")
         field = str(err["loc"][0]).lower() if err["loc"] else ""
         shown = ""
@@ -330,4 +346,20 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
     except (ValueError, OSError) as exc:  # a TOML syntax error, an unreadable file
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError(f"invalid configuration: {redact_text(str(exc))}") from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``DLI_MONITOR_*`` variable that is no setting (a typo is silently
+    ignored otherwise), naming the closest known one; values are never shown."""
+    known = [name.upper() for name in Settings.model_fields]
+    warnings = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(PREFIX) or name.removeprefix(PREFIX) in known:
+            continue
+        # Compared without the prefix, which every candidate shares.
+        close = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1, cutoff=0.75)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"{variable} is not a known setting and is ignored{hint}")
+    return warnings

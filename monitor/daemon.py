@@ -187,12 +187,16 @@ class Daemon:
             async with serve(app, host, port) as self.addresses:
                 state_status = {"state_file_status": loaded.status} if loaded else {}
                 degraded = loaded is not None and not loaded.usable
-                self.events.started(__version__, {**s.summary(), **state_status}, degraded=degraded)
                 try:
                     with anyio.CancelScope() as self._scope:
                         async with anyio.create_task_group() as tg:
                             if handle_signals:
-                                tg.start_soon(self._watch_signals, tg.cancel_scope)
+                                # Before monitor.started: a SIGTERM as soon as that line is
+                                # seen must be a graceful stop, not the default kill.
+                                await tg.start(self._watch_signals, tg.cancel_scope)
+                            self.events.started(
+                                __version__, {**s.summary(), **state_status}, degraded=degraded
+                            )
                             if self._state is not None:
                                 tg.start_soon(self._save_loop)
                             for poller in self.pollers:
@@ -243,8 +247,11 @@ class Daemon:
             # worker thread.
             await anyio.to_thread.run_sync(self._save, state, self._snapshots())
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+    async def _watch_signals(
+        self, scope: anyio.CancelScope, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
                 self._stop_reason = signal.Signals(signum).name
                 scope.cancel()

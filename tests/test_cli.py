@@ -362,3 +362,30 @@ def test_a_closed_stdout_is_named_as_such_not_as_a_listen_failure() -> None:
         proc.wait(timeout=30)
     assert proc.returncode == 1
     assert err == "dli-monitor: stdout was closed; no event can be written\n"
+
+
+def test_a_typo_in_a_variable_is_one_warning_and_the_daemon_runs() -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DLI_MONITOR_")},
+        **BASE_ENV,
+        "DLI_MONITOR_LISTEN": f"127.0.0.1:{port}",
+        "DLI_MONITOR_LOG_FORMAT": "json",
+        "DLI_MONITOR_POLL_INTERVALL": "5",
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert "monitor.started" in proc.stdout.readline()
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert err == (
+        "dli-monitor: warning: DLI_MONITOR_POLL_INTERVALL is not a known setting and is "
+        "ignored; did you mean DLI_MONITOR_POLL_INTERVAL?\n"
+    )

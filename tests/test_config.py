@@ -1,0 +1,76 @@
+"""Configuration rules, without a subprocess: typos named, blanks refused, TOML mistakes told."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_settings, unknown_variables
+
+BASE = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": "http://127.0.0.1:9"}
+
+
+def test_an_unknown_variable_is_a_warning_naming_the_closest_setting() -> None:
+    environ = {
+        "DLI_MONITOR_POLL_INTERVALL": "5",
+        "dli_monitor_pagesize": "10",
+        "DLI_MONITOR_FOO": "s3cr3t-value",
+        "DLI_MONITOR_QUEUES": "etl",  # known, in any case
+        "dli_monitor_queues": "etl",
+        "HUAWEICLOUD_SDK_AK": "not ours to judge",
+        "PATH": "/bin",
+    }
+    assert unknown_variables(environ) == [
+        "DLI_MONITOR_FOO is not a known setting and is ignored",
+        "DLI_MONITOR_POLL_INTERVALL is not a known setting and is ignored; "
+        "did you mean DLI_MONITOR_POLL_INTERVAL?",
+        "dli_monitor_pagesize is not a known setting and is ignored; "
+        "did you mean DLI_MONITOR_PAGE_SIZE?",
+    ]
+    assert "s3cr3t" not in str(unknown_variables(environ)), "values are never shown"
+
+
+@pytest.mark.parametrize("variable", ["DLI_MONITOR_AK", "DLI_MONITOR_SK", "DLI_MONITOR_TOKEN"])
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_credential_set_but_blank_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, blank: str
+) -> None:
+    for name, value in {**BASE, "DLI_MONITOR_AK": "AK", "DLI_MONITOR_SK": "SK"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(variable, blank)
+    if variable == "DLI_MONITOR_TOKEN":
+        monkeypatch.setenv("DLI_MONITOR_AUTH", "token")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == f"invalid configuration: {variable}: is set but empty"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "DLI_MONITOR_POLL_INTERVAL = 5",
+            "DLI_MONITOR_POLL_INTERVAL: is not a known setting (in a TOML file, write "
+            "poll_interval without the DLI_MONITOR_ prefix)",
+        ),
+        ("queues = 5", "DLI_MONITOR_QUEUES: must be a comma-separated string or a list (got 5)"),
+        ("queues = [1, 2]", "DLI_MONITOR_QUEUES: queue names are strings"),
+        ("duration_buckets = 5", "DLI_MONITOR_DURATION_BUCKETS: must be a comma-separated"),
+        ("poll_interval = 'soon'", "DLI_MONITOR_POLL_INTERVAL: Input should be a valid number"),
+        ("secret = 'hunter2-secret'", "DLI_MONITOR_SECRET: is not a known setting"),
+        ("poll_interval = ", "Invalid value"),
+    ],
+)
+def test_toml_mistakes_are_one_line_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, message: str
+) -> None:
+    for name, value in {**BASE, "DLI_MONITOR_AUTH": "none"}.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "config.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    text = str(caught.value)
+    assert message in text and "\n" not in text, text
+    assert "DLI_MONITOR_DLI_MONITOR" not in text and "hunter2" not in text
