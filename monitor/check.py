@@ -15,6 +15,7 @@ from monitor.behaviour import BehaviourBook, is_gone
 from monitor.config import ConfigError, Settings
 from monitor.daemon import build_signer
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
+from monitor.dli.credentials import CredentialError
 from monitor.dli.errors import APIError, DLIError, RequestTimeout, TransportError
 from monitor.strategy import WATERMARK_MARGIN_MS, FullListing, IncrementalListing
 
@@ -38,7 +39,19 @@ def hint(exc: DLIError) -> str:
         if exc.status == 429:
             return "throttled: lower DLI_MONITOR_MAX_RPS"
         return "see the API's error code in the DLI error code reference"
-    if isinstance(exc, TransportError | RequestTimeout):
+    if isinstance(exc, CredentialError):
+        if exc.setting == "DLI_MONITOR_USE_METADATA":
+            return (
+                "temporary keys come from the metadata service of a Huawei Cloud ECS/CCE node "
+                "with an agency; elsewhere set DLI_MONITOR_AK / DLI_MONITOR_SK"
+            )
+        return f"no credentials could be read: check {exc.setting}"
+    if isinstance(exc, RequestTimeout):
+        return (
+            "a timeout, not a refusal: no answer within DLI_MONITOR_REQUEST_TIMEOUT (a slow or "
+            "filtered network, proxy or endpoint)"
+        )
+    if isinstance(exc, TransportError):
         return "endpoint unreachable: check DLI_MONITOR_REGION / DLI_MONITOR_ENDPOINT, the network"
     return "the answer was not a DLI list page: is the endpoint a DLI API?"
 

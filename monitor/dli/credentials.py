@@ -38,10 +38,18 @@ __all__ = [
 ]
 
 
+_METADATA = "DLI_MONITOR_USE_METADATA"
+
+
 class CredentialError(DLIError):
-    """Credentials could not be obtained (file missing, metadata service unreachable)."""
+    """Credentials could not be obtained (file missing, metadata service unreachable);
+    ``setting`` is the one to look at."""
 
     retryable = True
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +95,9 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 class _WatchedFiles:
     """Re-reads a few files when any of them changes; cheap enough to check per request."""
 
-    def __init__(self, *paths: Path) -> None:
+    def __init__(self, *paths: Path, setting: str) -> None:
         self._paths = paths
+        self._setting = setting
         self._stamps: tuple[tuple[int, int] | None, ...] | None = None
         self._values: tuple[str | None, ...] = ()
 
@@ -102,7 +111,8 @@ class _WatchedFiles:
                 except FileNotFoundError:
                     values.append(None)
                 except OSError as exc:
-                    raise CredentialError(f"cannot read {path}: {exc.strerror}") from None
+                    message = f"cannot read {path}: {exc.strerror}"
+                    raise CredentialError(message, self._setting) from None
             self._values, self._stamps = tuple(values), stamps
         return self._values
 
@@ -113,7 +123,9 @@ class SecretsDirKeys:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         names = ("dli_monitor_ak", "dli_monitor_sk", "dli_monitor_security_token")
-        self._files = _WatchedFiles(*(directory / n for n in names))
+        self._files = _WatchedFiles(
+            *(directory / n for n in names), setting="DLI_MONITOR_SECRETS_DIR"
+        )
 
     def __repr__(self) -> str:
         return f"SecretsDirKeys({str(self.directory)!r})"
@@ -121,7 +133,10 @@ class SecretsDirKeys:
     async def keys(self) -> Keys:
         ak, sk, token = self._files.read()
         if not ak or not sk:
-            raise CredentialError(f"{self.directory} has no dli_monitor_ak / dli_monitor_sk")
+            raise CredentialError(
+                f"{self.directory} has no dli_monitor_ak / dli_monitor_sk",
+                "DLI_MONITOR_SECRETS_DIR",
+            )
         return Keys(ak, SecretStr(sk), SecretStr(token) if token else None)
 
 
@@ -130,7 +145,7 @@ class TokenFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._files = _WatchedFiles(path)
+        self._files = _WatchedFiles(path, setting="DLI_MONITOR_TOKEN_FILE")
 
     def __repr__(self) -> str:
         return f"TokenFile({str(self.path)!r})"
@@ -138,7 +153,9 @@ class TokenFile:
     async def token(self) -> SecretStr:
         (value,) = self._files.read()
         if not value:
-            raise CredentialError(f"the token file {self.path} is missing or empty")
+            raise CredentialError(
+                f"the token file {self.path} is missing or empty", "DLI_MONITOR_TOKEN_FILE"
+            )
         return SecretStr(value)
 
 
@@ -225,18 +242,22 @@ class MetadataKeys:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise CredentialError(f"metadata service unreachable: {type(exc).__name__}") from None
+            message = f"metadata service unreachable: {type(exc).__name__}"
+            raise CredentialError(message, _METADATA) from None
         if status != 200:
-            raise CredentialError(f"metadata service answered HTTP {status} for temporary keys")
+            message = f"metadata service answered HTTP {status} for temporary keys"
+            raise CredentialError(message, _METADATA)
         try:
             doc = orjson.loads(body)
             cred = doc.get("credential") or doc.get("credentials") or doc
             ak, sk = cred.get("access"), cred.get("secret")
             token = cred.get("securitytoken") or cred.get("securityToken")
         except (orjson.JSONDecodeError, AttributeError):
-            raise CredentialError("metadata service sent no readable credential") from None
+            raise CredentialError(
+                "metadata service sent no readable credential", _METADATA
+            ) from None
         if not isinstance(ak, str) or not isinstance(sk, str) or not ak or not sk:
-            raise CredentialError("metadata service sent no access/secret key")
+            raise CredentialError("metadata service sent no access/secret key", _METADATA)
         return Keys(
             ak,
             SecretStr(sk),
