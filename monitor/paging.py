@@ -134,7 +134,7 @@ async def list_all(
     covered = trust_total and total is not None and end >= total
     if 0 < end < page_size and not covered:
         # End of the data, or the server caps page sizes: one probe tells.
-        pages[end] = last = await fetch(end, page_size)
+        pages[end] = last = _advanced(last, await fetch(end, page_size), end)
         if last.rows:
             size = end
         end += last.rows
@@ -154,9 +154,21 @@ async def list_all(
             break  # a full last page exactly at a trusted total: nothing beyond it
         if len(pages) >= MAX_PAGES:
             raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
-        pages[end] = last = await fetch(end, size)
+        pages[end] = last = _advanced(last, await fetch(end, size), end)
         end += last.rows
     return _assemble(listing, query, pages, trust_total=trust_total)
+
+
+def _advanced(previous: ListPage, page: ListPage, offset: int) -> ListPage:
+    """``page``, unless it holds exactly the jobs of the page before it: no churn moves every
+    row of a page by a page's length, so the server ignores ``from``, and paging on would
+    spend the API quota up to the page limit for nothing."""
+    ids = {job.id for job in page.jobs}
+    if ids and ids == {job.id for job in previous.jobs}:
+        raise MalformedResponse(
+            f"the page at offset {offset} repeats the page before it: `from` is ignored"
+        )
+    return page
 
 
 class _Cutoff:

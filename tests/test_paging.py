@@ -7,11 +7,13 @@ Every test pages an in-memory world through the simulator's own answer functions
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
 from monitor.behaviour import ApiBehaviour, Seen, TotalMeaning
-from monitor.dli.models import JobState
+from monitor.dli.errors import MalformedResponse
+from monitor.dli.models import JobState, ListPage
 from monitor.dli.source import RetryBudget
 from monitor.paging import Listing, Query, list_all
 from monitor.simulator import ApiVariant, World
@@ -207,3 +209,20 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
     latest = Listing(request_id="r1")
     latest.merge(Listing(request_id="r2"))
     assert latest.request_id == "r2" and latest.complete
+
+
+class IgnoresFrom(WorldSource):
+    """An API that answers the first page whatever ``from`` asks for."""
+
+    async def list_page(self, *, offset: int, **kwargs: Any) -> tuple[ListPage, str | None]:
+        return await super().list_page(offset=0, **kwargs)
+
+
+@pytest.mark.parametrize("jobs", [3, 60])
+async def test_an_api_that_ignores_from_fails_the_pass_at_once(jobs: int) -> None:
+    """Without this, a short first page looked like a server's page cap and paging went on to
+    MAX_PAGES requests (10,000, every one of them spent from the API quota)."""
+    source = IgnoresFrom(world(jobs=jobs))
+    with pytest.raises(MalformedResponse, match="`from` is ignored"):
+        await list_all(source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget())
+    assert len(source.lists()) == 2

@@ -29,6 +29,8 @@ class RetryPolicy:
     max_delay: float = 30.0
     #: the longest Retry-After we wait inside one poll; a longer one ends the poll
     max_retry_after: float = 60.0
+    #: the least wait after throttling that named no delay (jittered within these bounds)
+    throttle_floor: tuple[float, float] = THROTTLE_FLOOR
 
     @classmethod
     def for_interval(cls, poll_interval: float) -> RetryPolicy:
@@ -48,7 +50,7 @@ class RetryPolicy:
         throttling that named no delay, at least a jittered second or more."""
         jitter = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
         if retry_after is None and throttled:
-            return max(jitter, rng.uniform(*THROTTLE_FLOOR))
+            return max(jitter, rng.uniform(*self.throttle_floor))
         return max(jitter, retry_after or 0.0)
 
 
