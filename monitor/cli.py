@@ -107,7 +107,10 @@ def _parser() -> argparse.ArgumentParser:
         "--speed", type=_POSITIVE, default=1.0, help="lifecycle time factor (<1: faster)"
     )
     sim.add_argument(
-        "--arrival", type=_POSITIVE, default=5.0, help="mean seconds between new jobs per queue"
+        "--arrival",
+        type=_SECONDS,
+        default=5.0,
+        help="mean seconds between new jobs per queue (0: no new jobs)",
     )
     sim.add_argument("--ak", help="verify signatures made with this access key")
     sim.add_argument("--sk", help="… and this secret key")
