@@ -128,13 +128,14 @@ async def list_all(
 
     # `last` is the page at the highest offset read so far; paging goes on while it is full.
     pages: dict[int, ListPage] = {0: (last := await fetch(0, page_size))}
+    progress = _Progress()
     size = page_size
     end = last.rows
     total = last.total
     covered = trust_total and total is not None and end >= total
     if 0 < end < page_size and not covered:
         # End of the data, or the server caps page sizes: one probe tells.
-        pages[end] = last = _advanced(last, await fetch(end, page_size), end)
+        pages[end] = last = progress.check(last, await fetch(end, page_size), end)
         if last.rows:
             size = end
         end += last.rows
@@ -154,21 +155,32 @@ async def list_all(
             break  # a full last page exactly at a trusted total: nothing beyond it
         if len(pages) >= MAX_PAGES:
             raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
-        pages[end] = last = _advanced(last, await fetch(end, size), end)
+        pages[end] = last = progress.check(last, await fetch(end, size), end)
         end += last.rows
     return _assemble(listing, query, pages, trust_total=trust_total)
 
 
-def _advanced(previous: ListPage, page: ListPage, offset: int) -> ListPage:
-    """``page``, unless it holds exactly the jobs of the page before it: no churn moves every
-    row of a page by a page's length, so the server ignores ``from``, and paging on would
-    spend the API quota up to the page limit for nothing."""
-    ids = {job.id for job in page.jobs}
-    if ids and ids == {job.id for job in previous.jobs}:
-        raise MalformedResponse(
-            f"the page at offset {offset} repeats the page before it: `from` is ignored"
-        )
-    return page
+class _Progress:
+    """Tells an API that ignores ``from`` (every offset answers the same page) from churn.
+
+    Churn can move every row of a page by exactly a page's length once (``size`` jobs created
+    between two requests, likelier the smaller the page); twice in a row it does not. Paging
+    on would otherwise spend the API quota up to :data:`MAX_PAGES` for nothing."""
+
+    def __init__(self) -> None:
+        self._repeats = 0
+
+    def check(self, previous: ListPage, page: ListPage, offset: int) -> ListPage:
+        ids = {job.id for job in page.jobs}
+        if not ids or ids != {job.id for job in previous.jobs}:
+            self._repeats = 0
+            return page
+        self._repeats += 1
+        if self._repeats >= 2:
+            raise MalformedResponse(
+                f"the pages up to offset {offset} repeat the same jobs: `from` is ignored"
+            )
+        return page
 
 
 class _Cutoff:

@@ -17,6 +17,9 @@ from aiohttp import ClientResponse
 from hypothesis import settings
 from yarl import URL
 
+# Scans everything the product writes during the suite for secrets (see its docstring).
+pytest_plugins = ["tests.leakscan"]
+
 # Under mutation testing (mutmut sets MUTANT_UNDER_TEST) each mutant reruns the properties:
 # fewer examples keep a run within the session; the plain suite keeps hypothesis's defaults.
 settings.register_profile("mutation", max_examples=25, deadline=None)

@@ -137,7 +137,7 @@ async def judge(
 ) -> None:
     """Run the daemon through ``faults`` on ``variant``; require 100% precision and recall."""
     out = io.StringIO()
-    configure_logging("json", out)
+    configure_logging("json", out, level="debug")  # retries are the evidence
     world = World(
         PROJECT,
         QUEUES,

@@ -17,7 +17,7 @@ from monitor.config import ConfigError, load_settings
 
 pytestmark = pytest.mark.slow  # every test starts dli-monitor as a subprocess
 
-SECRET = "sk-0123456789-very-secret"
+SECRET = "sk-S3CRET-0123456789"
 
 
 def run_cli(

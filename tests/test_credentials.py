@@ -25,8 +25,8 @@ from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.harness import running
 from tests.truth import parse_events
 
-SK = "sk-super-secret-do-not-print"
-TOKEN = "security-token-do-not-print"
+SK = "sk-S3CRET-do-not-print"
+TOKEN = "token-S3CRET-do-not-print"
 STILL = Lifecycle(
     starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
 )

@@ -154,7 +154,7 @@ def test_the_image_runs_read_only_as_10001_and_watches_a_simulator_container(
     sim_port, metrics_port = free_port(), free_port()
     simulate = ["simulate", "--host", "127.0.0.1", "--port", str(sim_port),
                 "--project-id", "imageproject", "--queues", "etl", "--jobs", "20",
-                "--ak", "IMAGEACCESSKEY", "--sk", "image-only-secret"]  # fmt: skip
+                "--ak", "IMAGEACCESSKEY", "--sk", "image-S3CRET-key"]  # fmt: skip
     with podman.container(IMAGE, *simulate) as sim:
         wait_for("the simulator", lambda: "simulating" in podman("logs", sim).stdout)
         env = {
@@ -163,7 +163,7 @@ def test_the_image_runs_read_only_as_10001_and_watches_a_simulator_container(
             "DLI_MONITOR_QUEUES": "etl",
             "DLI_MONITOR_POLL_INTERVAL": "1",
             "DLI_MONITOR_AK": "IMAGEACCESSKEY",
-            "DLI_MONITOR_SK": "image-only-secret",
+            "DLI_MONITOR_SK": "image-S3CRET-key",
             "DLI_MONITOR_LISTEN": f"127.0.0.1:{metrics_port}",
             "DLI_MONITOR_STATE_FILE": "/var/lib/dli-monitor/state.json",
         }
@@ -191,7 +191,7 @@ def test_the_image_runs_read_only_as_10001_and_watches_a_simulator_container(
             logs = podman("logs", mon)
             last = json.loads(logs.stdout.splitlines()[-1])
             assert (last["event"], last["reason"]) == ("monitor.stopping", "SIGTERM")
-            assert "image-only-secret" not in logs.stdout + logs.stderr
+            assert "image-S3CRET-key" not in logs.stdout + logs.stderr
             assert "Traceback" not in logs.stderr
 
         status, took = stop(podman, sim)

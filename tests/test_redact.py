@@ -8,8 +8,9 @@ import pytest
 
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.redact import redact_text, redact_url
+from tests.leakscan import find_leaks
 
-SECRET = "pa55-Wrd-9d8f7e6c"
+SECRET = "pa55-S3CRET-9d8f"
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,12 @@ def test_the_start_up_summary_shows_the_endpoint_without_credentials() -> None:
     settings = Settings(project_id="p1", endpoint=f"http://admin:{SECRET}@127.0.0.1:9", auth="none")
     assert settings.summary()["endpoint"] == "http://***@127.0.0.1:9"
     assert SECRET not in repr(settings.summary())
+
+
+def test_the_leak_scan_finds_markers_and_url_credentials_and_nothing_else() -> None:
+    """The suite-wide scan (tests/leakscan.py) must be able to fail."""
+    assert find_leaks('{"sk": "sk-S3CRET-1"}')
+    assert find_leaks("GET http://admin:pa55@127.0.0.1:9/x")
+    assert find_leaks("endpoint=https://u:p@dli.example.com")
+    assert not find_leaks("http://***@127.0.0.1:9 and http://127.0.0.1:9/v2.0/p1/batches")
+    assert not find_leaks("DLI_MONITOR_SK is set but empty; see DLI_MONITOR_SECRETS_DIR")
