@@ -18,6 +18,7 @@ from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.credentials import CredentialError
 from monitor.dli.errors import APIError, DLIError, RequestTimeout, TransportError
 from monitor.strategy import WATERMARK_MARGIN_MS, FullListing, IncrementalListing
+from monitor.targets import expand
 
 __all__ = ["check", "hint"]
 
@@ -57,9 +58,24 @@ def hint(exc: DLIError) -> str:
 
 
 async def check(settings: Settings) -> int:
-    """Print ``<queue>: ok (N jobs)`` or ``<queue>: FAILED …`` per queue; 0 only if all are ok."""
-    if settings.project_id is None:
+    """Print ``<queue>: ok (N jobs)`` or ``<queue>: FAILED …`` per queue of every target
+    (``<project>/<queue>`` with several); 0 only if all are ok."""
+    if settings.project_id is None and not settings.targets:
         raise ConfigError("invalid configuration: DLI_MONITOR_PROJECT_ID: required")
+    targets = expand(settings)
+    failures = queues = 0
+    for target in targets:
+        prefix = f"{target.project_id}/" if len(targets) > 1 else ""
+        failures += await _check_target(target, prefix)
+        queues += len(target.queues) or 1
+    if failures:
+        print(f"{failures} of {queues} failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+async def _check_target(settings: Settings, prefix: str) -> int:
+    """One target's lines; the number of its queues that failed."""
+    assert settings.project_id is not None
     failures = 0
     async with aiohttp.ClientSession(
         headers={"User-Agent": f"dli-monitor/{__version__}"}
@@ -74,7 +90,7 @@ async def check(settings: Settings) -> int:
         )
         book = BehaviourBook()
         for queue in settings.queues or (None,):
-            name = queue or "(all queues)"
+            name = prefix + (queue or "(all queues)")
             budget = RetryBudget(2)
             try:
                 full = await FullListing(probe=queue is not None).gather(
@@ -108,10 +124,8 @@ async def check(settings: Settings) -> int:
             )
             print(f"{name}: {verdict}; {learned.describe()}", flush=True)
         if failures < (len(settings.queues) or 1):
-            print(f"deleted jobs: {await _deleted_answer(client)}", flush=True)
-    if failures:
-        print(f"{failures} of {len(settings.queues) or 1} failed", file=sys.stderr)
-    return 1 if failures else 0
+            print(f"{prefix}deleted jobs: {await _deleted_answer(client)}", flush=True)
+    return failures
 
 
 def _ignore(exc: DLIError, attempt: int, delay: float) -> None:

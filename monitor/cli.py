@@ -175,24 +175,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dli-monitor: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
-        # stdout (the event stream) was closed by its reader: `dli-monitor run | head -1`.
-        # Point it at /dev/null so the interpreter's last flush does not fail a second time.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print("dli-monitor: stdout was closed; no event can be written", file=sys.stderr)
-        return 1
+        return _stdout_closed()
+    except ExceptionGroup as group:  # the same, raised in a task of the daemon's task groups
+        if group.split(BrokenPipeError)[1] is None:
+            return _stdout_closed()
+        raise
     except KeyboardInterrupt:
         return 0
     return 2
 
 
+def _stdout_closed() -> int:
+    """stdout (the event stream) was closed by its reader: `dli-monitor run | head -1`."""
+    # Point it at /dev/null so the interpreter's last flush does not fail a second time.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    print("dli-monitor: stdout was closed; no event can be written", file=sys.stderr)
+    return 1
+
+
 def _require_project(settings: Settings) -> None:
-    if settings.project_id is None:
+    if settings.project_id is None and not settings.targets:
         raise ConfigError("invalid configuration: DLI_MONITOR_PROJECT_ID: required for run")
 
 
 def _run(settings: Settings) -> int:
     _require_project(settings)
     from monitor.daemon import Daemon
+    from monitor.targets import assign
+
+    assign(settings)  # a bad target or shard is a configuration error, before anything starts
     from monitor.events import configure_logging
 
     configure_logging(settings.log_format, level=settings.log_level)

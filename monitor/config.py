@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     state_file: Path | None = None
     duration_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_DURATION_BUCKETS
     secrets_dir: Path | None = None
+    #: several projects, regions or accounts: tables of the settings above (TOML `[[targets]]`)
+    targets: tuple[dict[str, Any], ...] = ()
+    #: this replica's shard (a number from 0, or `auto`: a StatefulSet pod's ordinal)
+    shard: str | None = None
+    total_shards: int = Field(1, ge=1, le=10_000)
 
     @field_validator("ak", "sk", "security_token", "token")
     @classmethod
@@ -159,6 +164,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _auth(self) -> Settings:
+        if self.targets:
+            return self  # each target is checked whole when the targets are expanded
         if self.region is None and self.endpoint is None and self.project_id is not None:
             raise ValueError(f"{PREFIX}REGION or {PREFIX}ENDPOINT must be set")
         if self.endpoint is None and self.region is not None and not endpoint_for(self.region):
@@ -166,7 +173,8 @@ class Settings(BaseSettings):
                 f"{PREFIX}REGION={self.region} is not a DLI region this version knows; set "
                 f"{PREFIX}ENDPOINT to its endpoint (https://dli.<region>.<domain>)"
             )
-        if self.auth == "aksk" and (self.ak is None or self.sk is None) and not self.use_metadata:
+        keyless = self.ak is None or self.sk is None
+        if self.auth == "aksk" and keyless and not self.use_metadata and not self.secrets_dir:
             raise ValueError(
                 f"{PREFIX}AUTH=aksk needs {PREFIX}AK and {PREFIX}SK (or HUAWEICLOUD_SDK_AK/SK, "
                 f"files in {PREFIX}SECRETS_DIR, or {PREFIX}USE_METADATA=true for temporary keys)"
@@ -201,6 +209,8 @@ class Settings(BaseSettings):
             return "none"
         if self.auth == "token":
             return "token_file" if self.token_file is not None else "env"
+        if self.secrets_dir is not None and self.sk is None and not self.use_metadata:
+            return "secrets_dir"  # a target naming only its directory: files may come later
         if (
             self.secrets_dir is not None
             and not ({"DLI_MONITOR_SK", "HUAWEICLOUD_SDK_SK"} & {k.upper() for k in os.environ})

@@ -140,8 +140,22 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller reports for all
+        workeroutput["leakscan"] = {"scanned": SCAN.scanned, "leaks": SCAN.leaks}
     if SCAN.leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller: add up what each worker scanned and found."""
+    report = getattr(node, "workeroutput", {}).get("leakscan")
+    if report is None:
+        return
+    for sink, n in report["scanned"].items():
+        SCAN.scanned[sink] = SCAN.scanned.get(sink, 0) + n
+    SCAN.leaks += [tuple(leak) for leak in report["leaks"]]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,0 +1,172 @@
+"""One target's monitor: its client (own rate limit and concurrency: a quota belongs to an
+account), its pollers, events, metrics scope, API behaviour and state file.
+
+Targets share nothing but the HTTP session's connection pool and the metrics registry, so one
+target's failures (rejected keys, throttling, an outage in its region) never slow another's
+polls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import aiohttp
+import anyio
+from anyio.abc import TaskStatus
+
+from monitor import __version__
+from monitor.behaviour import BehaviourBook
+from monitor.config import Settings
+from monitor.dli.auth import Signer
+from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
+from monitor.events import EventLog
+from monitor.metrics import Metrics, Scope
+from monitor.poller import QueuePoller, Target
+from monitor.redact import redact_url
+from monitor.snapshot import JobSnapshot
+from monitor.statefile import StateFile
+
+__all__ = ["TargetMonitor"]
+
+
+class TargetMonitor:
+    """Polls ``queues`` of one target (``()``: the whole project) until cancelled."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queues: Sequence[str],
+        metrics: Metrics,
+        *,
+        signer: Callable[[aiohttp.ClientSession], Signer],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        assert settings.project_id is not None
+        self.settings = settings
+        self.project_id = settings.project_id
+        self.queues = tuple(queues)
+        self.scope = Scope(self.project_id, settings.known_region)
+        self.metrics = metrics.for_scope(self.scope)
+        self.events = EventLog(self.project_id, on_event=self.metrics.event_written)
+        #: what the API is seen to do, shared by the target's pollers (one API behind them)
+        self.behaviour = BehaviourBook(on_change=self.events.api_behaviour)
+        self._signer = signer
+        self._clock = clock
+        self.pollers: list[QueuePoller] = []
+        # The file names its endpoint without credentials: it is output too.
+        self._state = (
+            StateFile(
+                settings.state_file,
+                project_id=self.project_id,
+                endpoint=redact_url(settings.base_url),
+            )
+            if settings.state_file is not None
+            else None
+        )
+        self._dirty: anyio.Event | None = None
+        self._skew_reported = False
+        #: the last save's error, so that a lasting failure is one line, not one per save
+        self._save_error: str | None = None
+
+    async def run(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        stop_reason: Callable[[], str],
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Start the pollers (started once they exist), run until cancelled, then say so and
+        save exactly what was last published."""
+        s = self.settings
+        hooks = ClientHooks(
+            on_response=self.metrics.api_response,
+            on_malformed=self.metrics.malformed_response,
+            on_clock_skew=self._clock_skew,
+        )
+        client = DLIClient(
+            session,
+            s.base_url,
+            self.project_id,
+            signer=self._signer(session),
+            max_concurrency=s.max_concurrency,
+            max_rps=s.max_rps,
+            timeout=s.request_timeout,
+            retry=RetryPolicy.for_interval(s.poll_interval),
+            hooks=hooks,
+        )
+        loaded = self._state.load() if self._state is not None else None
+        saved = loaded.snapshots if loaded is not None else {}
+        self._dirty = anyio.Event()
+        targets = [Target(q) for q in self.queues] or [Target(None)]
+        self.pollers = [
+            QueuePoller(
+                target,
+                client,
+                self.events,
+                self.metrics,
+                interval=s.poll_interval,
+                page_size=s.page_size,
+                snapshot=saved.get(target.label),
+                strategy=s.poll_strategy,
+                behaviour=self.behaviour,
+                on_applied=self._applied,
+                clock=self._clock,
+            )
+            for target in targets
+        ]
+        summary = {**s.summary(), "queues": list(self.queues)}
+        if loaded is not None:
+            summary["state_file_status"] = loaded.status
+        degraded = loaded is not None and not loaded.usable
+        try:
+            async with anyio.create_task_group() as tg:
+                self.events.started(__version__, summary, degraded=degraded)
+                if self._state is not None:
+                    tg.start_soon(self._save_loop, self._state)
+                for poller in self.pollers:
+                    tg.start_soon(poller.run)
+                task_status.started()
+        finally:
+            # Synchronous: runs even while the enclosing scope is being cancelled. The pollers
+            # are stopped, so this saves exactly what was last published.
+            self.events.stopping(__version__, stop_reason())
+            if self._state is not None:
+                self._save(self._state, self._snapshots())
+
+    def _clock_skew(self, skew: float) -> None:
+        if not self._skew_reported:  # once: the poll.failed events repeat the measured skew
+            self._skew_reported = True
+            self.events.clock_skew(skew)
+
+    def _applied(self, poller: QueuePoller) -> None:
+        if self._dirty is not None:
+            self._dirty.set()
+
+    def _snapshots(self) -> dict[str, JobSnapshot]:
+        return {p.target.label: p.snapshot for p in self.pollers if p.snapshot is not None}
+
+    def _save(self, state: StateFile, snapshots: dict[str, JobSnapshot]) -> None:
+        """Write the state file; a failure is reported, not raised: the next save may succeed."""
+        try:
+            state.save(snapshots)
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            if error != self._save_error:
+                self.events.state_save_failed(str(state.path), error)
+            self._save_error = error
+        else:
+            if self._save_error is not None:
+                self.events.state_save_recovered(str(state.path))
+            self._save_error = None
+
+    async def _save_loop(self, state: StateFile) -> None:
+        """Save after polls are applied. Snapshots are immutable, so the encoding and writing
+        happen in a worker thread while the pollers go on; saves are coalesced, never queued."""
+        assert self._dirty is not None
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            # Snapshots are taken here, on the event loop; only encoding and writing run in the
+            # worker thread.
+            await anyio.to_thread.run_sync(self._save, state, self._snapshots())
