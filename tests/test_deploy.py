@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from monitor import __version__
-from monitor.config import Settings
+from monitor.config import Settings, load_settings
 from monitor.metrics import Metrics, Scope
 from monitor.snapshot import StateSummary
+from monitor.targets import expand
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +127,8 @@ def assert_hardened_and_probing_the_process(container: dict[str, Any]) -> None:
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/var/run/secrets/dli-monitor"]["readOnly"] is True
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["DLI_MONITOR_SECRETS_DIR"] in mounts
+    if "DLI_MONITOR_SECRETS_DIR" in env:  # else each target names its own directory
+        assert env["DLI_MONITOR_SECRETS_DIR"] in mounts
     assert Path(env["DLI_MONITOR_STATE_FILE"]).parent.as_posix() in mounts
 
 
@@ -354,3 +356,31 @@ def test_compose_file_wires_simulator_monitor_prometheus_grafana() -> None:
                 assert (compose_dir / source).exists(), source
     scrape = yaml.safe_load((compose_dir / "prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["monitor:10071"]
+
+
+def test_sharded_overlay_is_a_statefulset_whose_shards_match_its_replicas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = kustomize(KUBERNETES / "overlays" / "sharded")
+    statefulset = next(d for d in docs if d["kind"] == "StatefulSet")
+    container = monitor_container(statefulset)
+    assert_hardened_and_probing_the_process(container)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DLI_MONITOR_SHARD"] == "auto"
+    assert int(env["DLI_MONITOR_TOTAL_SHARDS"]) == statefulset["spec"]["replicas"] > 1
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # The shipped targets file is read by the daemon's own loader, and each target's secrets
+    # directory is one the pod mounts.
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["targets.toml"]
+    path = tmp_path / "targets.toml"
+    path.write_text(config)
+    monkeypatch.setenv("DLI_MONITOR_SHARD", "1")
+    monkeypatch.setenv("DLI_MONITOR_TOTAL_SHARDS", env["DLI_MONITOR_TOTAL_SHARDS"])
+    targets = expand(load_settings(path))
+    volume = next(v for v in statefulset["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    mounted = {Path(item["path"]).parent.as_posix() for item in volume["secret"]["items"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+    assert {str(t.secrets_dir) for t in targets} == {f"{mount['mountPath']}/{d}" for d in mounted}
+    assert len({t.state_file for t in targets}) == len(targets), "a state file per target"
