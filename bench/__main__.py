@@ -11,24 +11,20 @@ import gc
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import anyio
 import orjson
 from prometheus_client import generate_latest
-from pydantic import SecretStr
 
-from monitor.dli.auth import AkSkSigner
-from monitor.dli.client import ClientHooks, DLIClient, RetryBudget
+from bench.common import AK, CONCURRENCY, PROJECT, SK, figures, make_client, row, rss, simulator
+from bench.targets import bench_targets
+from monitor.dli.client import ClientHooks, RetryBudget
 from monitor.dli.models import JobState, parse_list_page
 from monitor.events import EventLog, configure_logging
 from monitor.metrics import Metrics, Scope
@@ -38,17 +34,10 @@ from monitor.simulator.world import Lifecycle, World
 from monitor.snapshot import JobSnapshot, Observation, StateSummary
 from monitor.strategy import StrategySetting
 
-AK, SK, PROJECT = "BENCHACCESSKEY", "bench-secret-key", "benchproject"
 LATENCY = 0.02
-CONCURRENCY = 4
 STILL = Lifecycle(
     starting=(1e6, 2e6), running=(1e6, 2e6), recovering=(1e6, 2e6), arrival_interval=0
 )
-figures: dict[str, Any] = {}
-
-
-def row(name: str, value: str, ratio: str = "", note: str = "") -> None:
-    print(f"  {name:<46} {value:>16} {ratio:>12}  {note}")
 
 
 def best(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -114,7 +103,7 @@ def bench_memory(jobs: int) -> None:
     print(f"\n4. memory per tracked job ({jobs:,} jobs)")
     pages = pages_of(jobs)
     gc.collect()
-    rss0 = _rss()
+    rss0 = rss()
     tracemalloc.start()
     listed = {j.id: j for p in pages for j in parse_list_page(p).jobs}
     snap = JobSnapshot.baseline(listed.values(), now_ms=0)
@@ -122,22 +111,17 @@ def bench_memory(jobs: int) -> None:
     gc.collect()
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss = _rss() - rss0
+    grown = rss() - rss0
     row(
         "tracemalloc: snapshot",
         f"{current / jobs:.0f} B/job",
         "",
         f"{len(snap):,} jobs; target < 400",
     )
-    row("RSS delta", f"{rss / jobs:.0f} B/job", "", "(includes tracemalloc's own overhead)")
+    row("RSS delta", f"{grown / jobs:.0f} B/job", "", "(includes tracemalloc's own overhead)")
     figures.update(
-        bytes_per_job_tracemalloc=round(current / jobs), bytes_per_job_rss=round(rss / jobs)
+        bytes_per_job_tracemalloc=round(current / jobs), bytes_per_job_rss=round(grown / jobs)
     )
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def bench_render(queues: int) -> None:
@@ -172,72 +156,9 @@ def bench_render(queues: int) -> None:
     figures.update(render_ms_200_queues=round(render * 1e3, 2), render_samples=len(lines))
 
 
-@contextmanager
-def simulator(jobs: int, queues: int, latency: float, active: int | None = None) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    names = ",".join(f"q{i}" for i in range(queues))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "simulate",
-            "--port",
-            str(port),
-            "--project-id",
-            PROJECT,
-            "--queues",
-            names,
-            "--jobs",
-            str(jobs),
-            "--history",
-            str(jobs),
-            "--speed",
-            "100000",
-            "--arrival",
-            "0",
-            "--latency",
-            str(latency),
-            *(["--active", str(active)] if active is not None else []),
-            "--ak",
-            AK,
-            "--sk",
-            SK,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()  # "simulating …": ready
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _client(
-    session: aiohttp.ClientSession, url: str, hooks: ClientHooks | None = None
-) -> DLIClient:
-    """Our client as the benchmarks use it: signed, concurrency 4, no rate limit in the way."""
-    signer = AkSkSigner.from_keys(AK, SecretStr(SK), project_id=PROJECT)
-    return DLIClient(
-        session,
-        url,
-        PROJECT,
-        signer=signer,
-        max_concurrency=CONCURRENCY,
-        max_rps=10_000,
-        timeout=30,
-        hooks=hooks,
-    )
-
-
 async def _ours(url: str, queues: list[str]) -> int:
     async with aiohttp.ClientSession() as session:
-        client = _client(session, url)
+        client = make_client(session, url)
         requests = 0
         for queue in queues:
             # Steady state: the daemon pages by total once a pass has shown it matches the rows.
@@ -327,7 +248,7 @@ async def _daemon_rounds(
 
     results: list[Any] = []
     async with aiohttp.ClientSession() as session:
-        client = _client(session, url, ClientHooks(on_response=count))
+        client = make_client(session, url, ClientHooks(on_response=count))
         pollers = [
             QueuePoller(Target(q), client, events, metrics, interval=30, strategy=strategy)
             for q in queues
@@ -397,6 +318,7 @@ def main() -> None:
     bench_render(20 if small else 200)
     bench_steady(5 if small else 50, 100 if small else 2_000, 2 if small else 20)
     bench_requests_per_poll(2_000 if small else 100_000, 50 if small else 500)
+    bench_targets(2 if small else 10, 5 if small else 100, 20 if small else 200, 2 if small else 5)
     print("\n" + json.dumps(figures, sort_keys=True))
 
 

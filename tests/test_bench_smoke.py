@@ -30,5 +30,7 @@ def test_bench_smoke_prints_every_figure() -> None:
         "render_ms_200_queues",
         "steady_cpu_pct_at_30s",
         "requests_incremental_share",
+        "targets_steady_cpu_s",
+        "targets_rss_mib",
     ):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
