@@ -31,6 +31,6 @@ def test_bench_smoke_prints_every_figure() -> None:
         "steady_cpu_pct_at_30s",
         "requests_incremental_share",
         "targets_steady_cpu_s",
-        "targets_rss_mib",
+        "targets_tracked_jobs",
     ):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key
