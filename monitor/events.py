@@ -130,14 +130,24 @@ def event_id(
 class EventLog:
     """Writes the contract's events for one project and counts them through ``on_event``."""
 
-    def __init__(self, project_id: str, on_event: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        project_id: str,
+        on_event: Callable[[str], None] | None = None,
+        *,
+        region: str = "",
+    ) -> None:
         self.project_id = project_id
+        #: with several targets, one project may be watched in two regions: say which
+        self.region = region
         self._log = structlog.get_logger("dli-monitor")
         self._on_event = on_event or (lambda name: None)
 
     def _emit(self, level: str, event: str, **fields: Any) -> None:
         if not self._log.is_enabled_for(_LEVELS[level]):
             return  # neither written nor counted: dli_monitor_events_total counts what is written
+        if self.region:
+            fields["region"] = self.region
         getattr(self._log, level)(event, **fields)
         self._on_event(event)
 

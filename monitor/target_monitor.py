@@ -48,7 +48,9 @@ class TargetMonitor:
         self.queues = tuple(queues)
         self.scope = Scope(self.project_id, settings.known_region)
         self.metrics = metrics.for_scope(self.scope)
-        self.events = EventLog(self.project_id, on_event=self.metrics.event_written)
+        self.events = EventLog(
+            self.project_id, on_event=self.metrics.event_written, region=self.scope.region
+        )
         #: what the API is seen to do, shared by the target's pollers (one API behind them)
         self.behaviour = BehaviourBook(on_change=self.events.api_behaviour)
         self._signer = signer

@@ -142,3 +142,15 @@ def test_event_id_is_stable_and_tells_repeated_cycles_apart() -> None:
     assert a != event_id("p2", "j1", "job.transition", "running", "recovering")
     assert a != event_id("p1", "j1", "job.transition", "running", "recovering", occurrence=2)
     assert a == event_id("p1", "j1", "job.transition", "running", "recovering", occurrence=1)
+
+
+def test_events_carry_the_region_when_it_is_known() -> None:
+    """One project watched in two regions (two targets): its events must not mix."""
+    out = io.StringIO()
+    configure_logging("json", out)
+    EventLog("p1", region="cn-north-4").change("etl", Discovered(JOB))
+    EventLog("p1").change("etl", Discovered(JOB))
+    first, second = (orjson.loads(line) for line in out.getvalue().splitlines())
+    assert (first["project_id"], first["region"]) == ("p1", "cn-north-4")
+    assert "region" not in second, "no region invented for a private endpoint"
+    assert first["event_id"] == second["event_id"], "the contract's id does not change"
