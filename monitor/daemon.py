@@ -29,6 +29,7 @@ from monitor.dli.credentials import (
     StaticToken,
     TokenFile,
 )
+from monitor.exposition import Exposition
 from monitor.metrics import Metrics
 from monitor.poller import QueuePoller
 from monitor.server import Health, make_app, serve
@@ -80,6 +81,9 @@ class Daemon:
         self.settings = settings
         self.shard, assignments = assign(settings, hostname)
         self.metrics = Metrics(__version__, settings.duration_buckets)
+        intervals = [a.settings.poll_interval for a in assignments] or [settings.poll_interval]
+        #: /metrics rendered once per applied poll, and at least once per shortest interval
+        self.exposition = Exposition(self.metrics.registry, max_age=min(intervals))
         make_signer = signer or build_signer
         self.targets = [
             TargetMonitor(
@@ -88,6 +92,7 @@ class Daemon:
                 self.metrics,
                 signer=partial(make_signer, a.settings),
                 clock=clock,
+                on_change=self.exposition.changed,
             )
             for a in assignments
         ]
@@ -144,7 +149,7 @@ class Daemon:
                 lambda: [(t.scope, t.behaviour.current) for t in self.targets]
             )
             host, port = self.settings.listen_address
-            app = make_app(self.metrics.registry, Health(self.live, self.ready))
+            app = make_app(self.exposition, Health(self.live, self.ready))
             async with serve(app, host, port) as self.addresses:
                 with anyio.CancelScope() as self._scope:
                     async with anyio.create_task_group() as tg:

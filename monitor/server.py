@@ -1,7 +1,9 @@
 """The HTTP face of the daemon: ``/metrics``, ``/healthz``, ``/readyz`` and a landing page.
 
 ``/metrics`` answers in OpenMetrics when the scraper's ``Accept`` header asks for it (exemplars
-are only carried there) and in the Prometheus text format otherwise. ``/readyz`` is 503 until
+are only carried there) and in the Prometheus text format otherwise, gzip-encoded when the
+scraper accepts it; the bytes come from an :class:`~monitor.exposition.Exposition`, rendered
+once per change. ``/readyz`` is 503 until
 every poller has completed one poll; ``/healthz`` is 503 when a poll loop stopped making
 progress, so a wedged sidecar gets restarted.
 """
@@ -14,8 +16,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+
+from monitor.exposition import Exposition
 
 __all__ = ["Health", "ListenError", "make_app", "serve"]
 
@@ -37,12 +39,15 @@ class Health:
     ready: Callable[[], tuple[bool, str]]
 
 
-def make_app(registry: CollectorRegistry, health: Health) -> web.Application:
+def make_app(exposition: Exposition, health: Health) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(registry)
+        body, content_type, zipped = exposition.render(
+            request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
+        )
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
+        if zipped:
+            response.headers["Content-Encoding"] = "gzip"
         return response
 
     def probe(check: Callable[[], tuple[bool, str]]) -> Callable[[web.Request], object]:

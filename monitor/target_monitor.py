@@ -41,6 +41,7 @@ class TargetMonitor:
         *,
         signer: Callable[[aiohttp.ClientSession], Signer],
         clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         assert settings.project_id is not None
         self.settings = settings
@@ -55,6 +56,7 @@ class TargetMonitor:
         self.behaviour = BehaviourBook(on_change=self.events.api_behaviour)
         self._signer = signer
         self._clock = clock
+        self._on_change = on_change
         self.pollers: list[QueuePoller] = []
         # The file names its endpoint without credentials: it is output too.
         self._state = (
@@ -142,6 +144,7 @@ class TargetMonitor:
             self.events.clock_skew(skew)
 
     def _applied(self, poller: QueuePoller) -> None:
+        self._on_change()
         if self._dirty is not None:
             self._dirty.set()
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import structlog
 
-import monitor.server
+import monitor.exposition
 import monitor.statecodec
 
 MARKER = "S3CRET"
@@ -94,15 +94,15 @@ def _install() -> None:
         configure(*args, **kwargs)
 
     structlog.configure = scanning_configure
-    # The server looks choose_encoder up in its own namespace on every scrape.
-    server: Any = monitor.server
-    choose = server.choose_encoder
+    # The exposition looks choose_encoder up in its own namespace on every rendering.
+    exposition: Any = monitor.exposition
+    choose = exposition.choose_encoder
 
     def scanning_choose(accept: str) -> tuple[Callable[..., bytes], str]:
         encoder, content_type = choose(accept)
         return _wrap(encoder, lambda body: SCAN.check("/metrics", body)), content_type
 
-    server.choose_encoder = scanning_choose
+    exposition.choose_encoder = scanning_choose
     monitor.statecodec.encode = _wrap(
         monitor.statecodec.encode, lambda data: SCAN.check("state file", data)
     )

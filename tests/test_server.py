@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import socket
 import time
@@ -163,3 +164,16 @@ async def test_no_created_series_and_only_series_that_can_move() -> None:
         s.labels["state"] for s in samples if s.name.startswith("dli_batch_job_state_duration_")
     }
     assert in_state == {"starting", "running", "recovering"}, "terminal states are never left"
+
+
+async def test_gzip_on_request_and_promtool_accepts_every_byte() -> None:
+    async with running_daemon() as daemon, aiohttp.ClientSession(auto_decompress=False) as s:
+        url = f"http://{daemon.addresses[0]}/metrics"
+        async with s.get(url, headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            body = gzip.decompress(await response.read())
+    lint = await anyio.run_process(
+        [require_tool("promtool"), "check", "metrics"], input=body, check=False
+    )
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip()
+    assert b"dli_batch_jobs{" in body

@@ -1,0 +1,78 @@
+"""/metrics is rendered once per change: scrapes between polls reuse the bytes."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor.exposition import Exposition
+from tests.fakes import FakeClock
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+class Counting(Collector):
+    """A scrape-time collector that counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.collected = 0
+
+    def collect(self) -> Iterable[Metric]:
+        self.collected += 1
+        family = GaugeMetricFamily("ask_count", "How often this was collected.")
+        family.add_metric([], self.collected)
+        yield family
+
+
+def setup(max_age: float = 30) -> tuple[Exposition, Counting, Counter, FakeClock]:
+    registry = CollectorRegistry()
+    counting = Counting()
+    registry.register(counting)
+    counter = Counter("polls", "Polls.", registry=registry)
+    clock = FakeClock(0.0)
+    return Exposition(registry, max_age=max_age, clock=clock), counting, counter, clock
+
+
+def test_scrapes_between_changes_reuse_the_rendering() -> None:
+    exposition, counting, counter, _ = setup()
+    first = exposition.render("", "")
+    counter.inc()  # not yet announced: the scrape may lag by up to one poll
+    assert exposition.render("", "") == first
+    assert counting.collected == 1 and exposition.renders == 1
+    exposition.changed()
+    body, content_type, zipped = exposition.render("", "")
+    assert b"polls_total 1.0" in body and content_type.startswith("text/plain") and not zipped
+    assert exposition.renders == 2
+
+
+def test_each_format_and_encoding_is_rendered_once_and_gzip_is_the_same_bytes() -> None:
+    exposition, _, _, _ = setup()
+    text, _, _ = exposition.render("", "")
+    zipped, _, is_zipped = exposition.render("", "gzip, deflate")
+    openmetrics, content_type, _ = exposition.render(OPENMETRICS, "")
+    for _ in range(3):
+        exposition.render("", "gzip")
+        exposition.render(OPENMETRICS, "")
+
+    def samples(body: bytes) -> list[bytes]:  # without the collection counter, which moved
+        return [line for line in body.splitlines() if not line.startswith(b"ask_count ")]
+
+    assert is_zipped and samples(gzip.decompress(zipped)) == samples(text)
+    assert content_type.startswith("application/openmetrics-text")
+    assert openmetrics.endswith(b"# EOF\n")
+    assert exposition.renders == 3
+
+
+def test_scrape_time_values_are_never_older_than_max_age() -> None:
+    exposition, counting, _, clock = setup(max_age=30)
+    exposition.render("", "")
+    clock.advance(29)
+    exposition.render("", "")
+    assert counting.collected == 1
+    clock.advance(1)
+    exposition.render("", "")
+    assert counting.collected == 2
