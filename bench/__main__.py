@@ -275,11 +275,14 @@ async def _daemon_rounds(
     return results
 
 
-def bench_requests_per_poll(history: int, active: int) -> None:
+def bench_requests_per_poll(history: int, active: int, rounds: int = 3) -> None:
     print(f"\n6. requests per poll: {history:,} finished jobs and {active} active in one queue")
     with simulator(history + active, 1, 0.0, active=active) as url:
         full = anyio.run(_daemon_rounds, url, ["q0"], "full", 2)
-        incremental = anyio.run(_daemon_rounds, url, ["q0"], "auto", 3)
+        gc.collect()
+        before = rss()
+        incremental = anyio.run(_daemon_rounds, url, ["q0"], "auto", rounds)
+        grown = rss() - before
     full_req, inc_req = full[-1][1], incremental[-1][1]
     row("full listing", f"{full_req} requests", "1.00x", f"CPU {full[-1][0]:.2f} s")
     row(
@@ -288,10 +291,13 @@ def bench_requests_per_poll(history: int, active: int) -> None:
         f"{inc_req / full_req:.1%}",
         f"CPU {incremental[-1][0]:.3f} s; target <= 5%",
     )
+    row("memory after the quiet polls (RSS growth)", f"{grown / 2**20:.0f} MiB", "", "")
     figures.update(
         requests_full_poll=full_req,
         requests_incremental_poll=inc_req,
         requests_incremental_share=round(inc_req / full_req, 4),
+        incremental_poll_cpu_s=round(incremental[-1][0], 4),
+        requests_per_poll_rss_mib=round(grown / 2**20, 1),
     )
 
 
@@ -323,7 +329,17 @@ def bench_steady(queues: int, per_queue: int, active_per_queue: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it runs")
+    parser.add_argument(
+        "--history",
+        type=int,
+        metavar="N",
+        help="only figure 6, with N finished jobs (e.g. 1000000: about 2 minutes)",
+    )
     args = parser.parse_args()
+    if args.history:
+        bench_requests_per_poll(args.history, 500, rounds=4)
+        print("\n" + json.dumps(figures, sort_keys=True))
+        return
     small = args.smoke
     print(f"dli-monitor bench ({'smoke' if small else 'full'}) on {os.cpu_count()} cores")
     bench_parse_diff(2_000 if small else 100_000)

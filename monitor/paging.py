@@ -27,8 +27,10 @@ from monitor.tasks import run_all
 
 __all__ = ["MAX_PAGES", "Listing", "Query", "list_all"]
 
-#: a server answering full pages forever must not keep us paging forever
-MAX_PAGES = 10_000
+#: a server answering full pages forever must not keep us paging forever; 10 million rows at the
+#: default page size (10,000 was too few: a queue with a million finished jobs in its history
+#: could never be listed, so its first poll failed forever)
+MAX_PAGES = 100_000
 NEWEST_FIRST = "CREATE_TIME_DESC"
 
 

@@ -225,13 +225,17 @@ class World:
         """Jobs already there when the service starts: every state represented, or (``active``)
         that many active jobs and a finished history for the rest."""
         states = [S.SUCCESS, S.DEAD, S.RUNNING, S.STARTING, S.RECOVERING]
+        # A queue's history grows at a bounded rate: at least two hours of it, at most one job
+        # per 10 s per queue. (A million jobs created in two hours is no real queue, and would
+        # make any window of time, such as the incremental strategy's, hold thousands.)
+        span = max(7200.0, count / len(self.queues) * 10.0)
         for i in range(count):
             queue = self.queues[i % len(self.queues)]
             cycle = (i // len(self.queues)) % len(states)
             if active is not None:
                 cycle = 2 + cycle % 3 if i < active else cycle % 2
             state = states[cycle]
-            created = self.now_ms - self._ms((60.0, 7200.0))
+            created = self.now_ms - self._ms((60.0, span))
             job = self.submit(queue, at_ms=created)
             job.plan = []
             if state is S.STARTING:
