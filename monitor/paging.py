@@ -163,24 +163,27 @@ async def list_all(
 
 
 class _Progress:
-    """Tells an API that ignores ``from`` (every offset answers the same page) from churn.
+    """Tells an API that does not advance (``from`` ignored: every offset answers the same
+    rows; or pages of nothing but unreadable rows) from churn.
 
-    Churn can move every row of a page by exactly a page's length once (``size`` jobs created
-    between two requests, likelier the smaller the page); twice in a row it does not. Paging
-    on would otherwise spend the API quota up to :data:`MAX_PAGES` for nothing."""
+    A page advances when it holds a job the page before it did not. Churn can move every row
+    of a page by exactly a page's length once (``size`` jobs created between two requests,
+    likelier the smaller the page); twice in a row it does not. Paging on would otherwise spend
+    the API quota up to :data:`MAX_PAGES` for nothing."""
 
     def __init__(self) -> None:
-        self._repeats = 0
+        self._stalls = 0
 
     def check(self, previous: ListPage, page: ListPage, offset: int) -> ListPage:
         ids = {job.id for job in page.jobs}
-        if not ids or ids != {job.id for job in previous.jobs}:
-            self._repeats = 0
+        if not page.rows or (ids and not ids <= {job.id for job in previous.jobs}):
+            self._stalls = 0
             return page
-        self._repeats += 1
-        if self._repeats >= 2:
+        self._stalls += 1
+        if self._stalls >= 2:
             raise MalformedResponse(
-                f"the pages up to offset {offset} repeat the same jobs: `from` is ignored"
+                f"paging does not advance (offset {offset} repeats the rows before it, or none "
+                "can be read): `from` is ignored or the rows are unreadable"
             )
         return page
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
 import subprocess
 import time
@@ -21,30 +20,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
+from tests.image_base import BASE, build_base, containers_conf
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = "localhost/dli-monitor-python:3.11-bookworm"
 IMAGE = "localhost/dli-monitor:test"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-#: This machine's sandbox refuses setrlimit(RLIMIT_NPROC) above this, whatever `ulimit -Hu` says.
-NPROC_CEILING = 32768
-
-
-def _containers_conf(directory: Path) -> Path:
-    """runc and cgroupfs (crun and systemd are not usable here), and default ulimits no higher
-    than this process's own: a container may not raise them."""
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], NPROC_CEILING)
-    path = directory / "containers.conf"
-    path.write_text(
-        "[containers]\n"
-        f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
-        "[engine]\n"
-        'runtime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-    )
-    return path
 
 
 class Podman:
@@ -77,30 +59,11 @@ class Podman:
             self("rm", "--force", "--time", "0", name, check=False)
 
 
-def _build_base(podman: Podman, work: Path) -> None:
-    """A minimal Debian bookworm root with python3 and a venv on PATH (keeps the Dockerfile's
-    `pip`, and avoids PEP 668), imported as the PYTHON_IMAGE build argument."""
-    if podman("image", "exists", BASE, check=False).returncode == 0:
-        return
-    rootfs = work / "rootfs.tar"
-    subprocess.run(
-        [require_tool("mmdebstrap"), "--quiet", "--variant=minbase",
-         "--include=python3,python3-venv,ca-certificates",
-         "--customize-hook=chroot \"$1\" python3 -m venv /opt/venv",
-         "bookworm", str(rootfs)],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    path = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    podman("import", "--change", f"ENV PATH={path}", "--change", "ENV LANG=C.UTF-8",
-           str(rootfs), BASE, timeout=300)  # fmt: skip
-    rootfs.unlink()
-
-
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
     work = tmp_path_factory.mktemp("image")
-    runner = Podman(require_tool("podman"), _containers_conf(work))
-    _build_base(runner, work)
+    runner = Podman(require_tool("podman"), containers_conf(work))
+    build_base(runner.binary, require_tool("mmdebstrap"), runner.env, work)
     probe = runner("run", "--rm", BASE, "true", check=False, timeout=60)
     if probe.returncode != 0:
         pytest.skip(f"podman cannot start a container here: {probe.stderr.strip()}")

@@ -249,3 +249,20 @@ async def test_one_page_moved_whole_by_churn_is_not_taken_for_an_ignored_from() 
         source, Query("etl"), page_size=2, trust_total=False, budget=RetryBudget()
     )
     assert created and set(listing.jobs) == before
+
+
+class Unreadable(WorldSource):
+    """An API whose every page holds rows, none of which can be read."""
+
+    async def list_page(self, *, offset: int, **kwargs: Any) -> tuple[ListPage, str | None]:
+        self.requests.append(("list", {"from": str(offset)}))
+        return ListPage(total=None, rows=4, jobs=(), rejected=4), None
+
+
+async def test_pages_of_unreadable_rows_end_the_pass_at_once() -> None:
+    """No job id to compare: before, a short page of such rows looked like a page cap and the
+    pass went on to MAX_PAGES (the client fuzz test found it when the bound was raised)."""
+    source = Unreadable(world(jobs=3))
+    with pytest.raises(MalformedResponse, match="does not advance"):
+        await list_all(source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget())
+    assert len(source.requests) == 3
