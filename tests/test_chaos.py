@@ -56,7 +56,8 @@ SCENARIOS: dict[str, tuple[Faults, float]] = {
     "latency": (Faults(latency=0.05), 0.6),
     "timeouts": (Faults(timeout=0.05, timeout_seconds=5), 1.2),
     "malformed-pages": (Faults(malformed=0.15), 0.6),
-    "paging-churn": (Faults(churn=0.5), 0.6),
+    # half the list requests move rows: polls restart passes, and under a loaded CI they slip
+    "paging-churn": (Faults(churn=0.5), 1.0),
     "everything": (
         Faults(
             throttle=0.05,
