@@ -201,13 +201,11 @@ def _require_project(settings: Settings) -> None:
 def _run(settings: Settings) -> int:
     _require_project(settings)
     from monitor.daemon import Daemon
-    from monitor.targets import assign
-
-    assign(settings)  # a bad target or shard is a configuration error, before anything starts
     from monitor.events import configure_logging
 
+    daemon = Daemon(settings)  # a bad target or shard is a ConfigError here, before any output
     configure_logging(settings.log_format, level=settings.log_level)
-    anyio.run(Daemon(settings).run)
+    anyio.run(daemon.run)
     return 0
 
 

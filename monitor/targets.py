@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.config import ConfigError, Settings, given_settings
+from monitor.poller import ALL_QUEUES
 from monitor.sharding import Shard, parse_shard
 
 __all__ = ["PROCESS_SETTINGS", "Assignment", "assign", "expand"]
@@ -27,8 +28,6 @@ PROCESS_SETTINGS = frozenset(
 CREDENTIALS = frozenset(
     {"auth", "ak", "sk", "security_token", "token", "token_file", "secrets_dir", "use_metadata"}
 )
-#: the label of a project-wide poller's pair (no queues configured) for sharding
-ALL_QUEUES = "*"
 
 
 @dataclass(frozen=True, slots=True)
