@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_settings
+from tests.harness import free_port, stop_after_first_line
 
 pytestmark = pytest.mark.slow  # every test starts dli-monitor as a subprocess
 
@@ -34,12 +35,6 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 BASE_ENV = {
@@ -312,21 +307,11 @@ def test_demo_never_reads_the_daemons_environment(tmp_path: Path) -> None:
 
 
 def test_simulate_stops_on_sigterm_within_5_seconds() -> None:
-    port = free_port()
-    with subprocess.Popen(
-        [sys.executable, "-m", "monitor", "simulate", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        assert "simulating" in proc.stdout.readline()
-        proc.terminate()
-        started = time.monotonic()
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    assert time.monotonic() - started < 5
-    assert not err
+    result = stop_after_first_line(["simulate", "--port", str(free_port())])
+    assert "simulating" in result.first_line
+    assert result.returncode == 0, result.err
+    assert result.stop_seconds < 5
+    assert not result.err
 
 
 @pytest.mark.parametrize("command", ["run", "simulate"])
@@ -373,19 +358,10 @@ def test_a_typo_in_a_variable_is_one_warning_and_the_daemon_runs() -> None:
         "DLI_MONITOR_LOG_FORMAT": "json",
         "DLI_MONITOR_POLL_INTERVALL": "5",
     }
-    with subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        assert "monitor.started" in proc.stdout.readline()
-        proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0
-    assert err == (
+    result = stop_after_first_line(["run"], env=env)
+    assert "monitor.started" in result.first_line
+    assert result.returncode == 0
+    assert result.err == (
         "dli-monitor: warning: DLI_MONITOR_POLL_INTERVALL is not a known setting and is "
         "ignored; did you mean DLI_MONITOR_POLL_INTERVAL?\n"
     )

@@ -16,9 +16,6 @@ import json
 import math
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -35,6 +32,7 @@ from monitor.cli import main
 from monitor.config import SECRET_FIELDS, Settings
 from monitor.dli.models import Job, JobState
 from monitor.snapshot import JobSnapshot
+from tests.harness import stop_after_first_line
 
 pytestmark = pytest.mark.slow
 
@@ -296,15 +294,10 @@ def test_any_simulate_flags_give_an_exit_status_and_one_line(
     flags: list[tuple[str, str]],
 ) -> None:
     """The installed command: a valid simulator runs until SIGTERM, which must end it with 0."""
-    argv = [sys.executable, "-m", "monitor", "simulate", "--host", "127.0.0.1", "--port", "0"]
-    argv += [part for pair in flags for part in pair]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if first.startswith("simulating"):
-            proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    assert_clean_outcome(proc.returncode, first + out, err, set())
+    args = ["simulate", "--host", "127.0.0.1", "--port", "0"]
+    args += [part for pair in flags for part in pair]
+    result = stop_after_first_line(args, stop_if=lambda line: line.startswith("simulating"))
+    assert_clean_outcome(result.returncode, result.first_line + result.out, result.err, set())
 
 
 # --- state files ----------------------------------------------------------------------------------
@@ -358,20 +351,11 @@ def test_any_state_file_is_used_or_set_aside_and_run_starts(
         f"{PREFIX}LOG_FORMAT": "json",
         f"{PREFIX}STATE_FILE": str(state),
     }
-    with subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        started = json.loads(proc.stdout.readline())
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    assert (proc.returncode, err) == (0, "")
+    result = stop_after_first_line(["run"], env=env)
+    started = json.loads(result.first_line)
+    assert (result.returncode, result.err) == (0, "")
     assert started["event"] == "monitor.started"
     status = started["state_file_status"]
     assert status.startswith(("loaded", "rejected")), status
     assert (started["level"] == "info") == status.startswith("loaded")
-    assert json.loads(out.splitlines()[-1])["reason"] == "SIGTERM"
+    assert json.loads(result.out.splitlines()[-1])["reason"] == "SIGTERM"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
+from tests.harness import free_port
 from tests.image_base import BASE, build_base, containers_conf
 
 pytestmark = pytest.mark.slow
@@ -72,12 +72,6 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
     runner("build", "--format", "docker", "--build-arg", f"PYTHON_IMAGE={BASE}", *ca,
            "--tag", IMAGE, str(ROOT), timeout=900)  # fmt: skip
     return runner
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check: object, timeout: float = 30) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ from monitor.dli.models import ACTIVE_STATES, JobState
 from monitor.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.conftest import require_tool
-from tests.harness import running
+from tests.harness import free_port, running
 from tests.test_server import QUEUES, get, running_daemon
 
 pytestmark = pytest.mark.slow
@@ -39,18 +38,12 @@ STILL = Lifecycle(
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @asynccontextmanager
 async def running_prometheus(targets: Sequence[str]) -> AsyncIterator[Query]:
     """Prometheus scraping ``targets`` every second with the shipped rules; yields a function
     that runs an instant query and returns its result vector."""
     binary = require_tool("prometheus")
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "prometheus.yml"
         config.write_text(

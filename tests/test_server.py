@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -145,12 +144,6 @@ async def test_not_ready_until_polled_but_alive() -> None:
     assert samples["dli_monitor_up", up] == 0
     errors = (("code", "error"), ("endpoint", "list"), ("project_id", "p"), ("region", ""))
     assert samples["dli_monitor_api_requests_total", errors] > 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_no_created_series_and_only_series_that_can_move() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +28,7 @@ from monitor.config import Settings
 from monitor.daemon import Daemon
 from monitor.events import configure_logging
 from monitor.simulator import Faults, Lifecycle, Simulator, World, running_simulator
-from tests.harness import running
+from tests.harness import free_port, running
 from tests.test_e2e import FAST
 from tests.test_prometheus import running_prometheus, until
 from tests.truth import compare, parse_events
@@ -42,12 +41,6 @@ INTERVAL = 0.3
 STILL = Lifecycle(
     starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
