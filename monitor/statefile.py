@@ -54,7 +54,7 @@ class StateFile:
                 data, project_id=self._project_id, endpoint=self._endpoint
             )
         except statecodec.StateRejected as exc:
-            aside = self.path.with_name(f"{self.path.name}.rejected-{int(time.time())}")
+            aside = self.path.with_name(f"{self._aside_prefix}{int(time.time())}")
             try:
                 self.path.rename(aside)
                 self._prune_rejected()
@@ -64,10 +64,15 @@ class StateFile:
         jobs = sum(len(s) for s in snapshots.values())
         return LoadResult(snapshots, f"loaded {jobs} jobs")
 
+    @property
+    def _aside_prefix(self) -> str:
+        """A rejected file is renamed to this and the unix time it was set aside."""
+        return f"{self.path.name}.rejected-"
+
     def _prune_rejected(self) -> None:
         """Keep the newest :data:`KEEP_REJECTED` set-aside files: a daemon restarted in a loop
         over a bad file must not fill the volume."""
-        prefix = f"{self.path.name}.rejected-"
+        prefix = self._aside_prefix
         # By the time in the name (when it was set aside; a rename keeps the old mtime).
         stamps = {
             p: int(p.name.removeprefix(prefix))
