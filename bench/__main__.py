@@ -10,11 +10,12 @@ import argparse
 import gc
 import io
 import json
+import multiprocessing
 import os
 import threading
 import time
-import tracemalloc
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,9 @@ import anyio
 import orjson
 from prometheus_client import generate_latest
 
+from bench import memory
 from bench.common import AK, CONCURRENCY, PROJECT, SK, figures, make_client, row, rss, simulator
+from bench.memory import pages_of
 from bench.targets import bench_targets
 from monitor.dli.client import ClientHooks, RetryBudget
 from monitor.dli.models import JobState, parse_list_page
@@ -31,14 +34,10 @@ from monitor.exposition import Exposition
 from monitor.metrics import Metrics, Scope
 from monitor.paging import Query, list_all
 from monitor.poller import QueuePoller, Target
-from monitor.simulator.world import Lifecycle, World
 from monitor.snapshot import JobSnapshot, Observation, StateSummary
 from monitor.strategy import StrategySetting
 
 LATENCY = 0.02
-STILL = Lifecycle(
-    starting=(1e6, 2e6), running=(1e6, 2e6), recovering=(1e6, 2e6), arrival_interval=0
-)
 
 
 def best(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -49,18 +48,6 @@ def best(fn: Callable[[], object], repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def pages_of(jobs: int, page_size: int = 100) -> list[bytes]:
-    now = 1_795_000_000_000
-    world = World(
-        PROJECT, ("q",), seed=1, now_ms=now, lifecycle=STILL, initial_jobs=jobs, history_limit=10**9
-    )
-    rows = [j.row(now) for j in world.select(queue="q")]
-    return [
-        orjson.dumps({"from": i, "total": len(rows), "sessions": rows[i : i + page_size]})
-        for i in range(0, len(rows), page_size)
-    ]
 
 
 def bench_parse_diff(jobs: int) -> None:
@@ -102,27 +89,22 @@ def bench_parse_diff(jobs: int) -> None:
 
 def bench_memory(jobs: int) -> None:
     print(f"\n4. memory per tracked job ({jobs:,} jobs)")
-    pages = pages_of(jobs)
-    gc.collect()
-    rss0 = rss()
-    tracemalloc.start()
-    listed = {j.id: j for p in pages for j in parse_list_page(p).jobs}
-    snap = JobSnapshot.baseline(listed.values(), now_ms=0)
-    del listed
-    gc.collect()
-    current, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    grown = rss() - rss0
-    row(
-        "tracemalloc: snapshot",
-        f"{current / jobs:.0f} B/job",
-        "",
-        f"{len(snap):,} jobs; target < 400",
-    )
-    row("RSS delta", f"{grown / jobs:.0f} B/job", "", "(includes tracemalloc's own overhead)")
-    figures.update(
-        bytes_per_job_tracemalloc=round(current / jobs), bytes_per_job_rss=round(grown / jobs)
-    )
+    spawn = multiprocessing.get_context("spawn")
+    for label, active, key in (
+        ("every state alike", None, ""),
+        ("500 active, the rest history", 500, "_history"),
+    ):
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            m = pool.submit(memory.held, jobs, active).result()
+        row(
+            f"{label} ({m['active']:,.0f} active)",
+            f"{m['traced']:.0f} B/job",
+            f"{m['traced'] / m['floor']:.2f}x",
+            f"RSS {m['rss']:.0f} B/job; floor (ids in a dict) {m['floor']:.0f} B/job",
+        )
+        figures[f"bytes_per_job_tracemalloc{key}"] = round(m["traced"])
+        figures[f"bytes_per_job_rss{key}"] = round(m["rss"])
+        figures[f"bytes_per_job_vs_floor{key}"] = round(m["traced"] / m["floor"], 2)
 
 
 def bench_render(queues: int) -> None:

@@ -28,7 +28,7 @@ from monitor.dli.models import Job, JobState
 from monitor.dli.source import JobSource, RetryBudget, RetryCallback
 from monitor.events import EventLog
 from monitor.metrics import Scope, TargetMetrics
-from monitor.snapshot import JobSnapshot, Observation, StateSummary, TrackedJob
+from monitor.snapshot import JobSnapshot, Observation, StateSummary
 from monitor.strategy import (
     WATERMARK_MARGIN_MS,
     FullListing,
@@ -39,6 +39,7 @@ from monitor.strategy import (
     choose,
     incremental_usable,
 )
+from monitor.tracked import ActiveJob
 
 __all__ = ["ALL_QUEUES", "QueuePoller", "Target", "next_start"]
 
@@ -242,7 +243,8 @@ class QueuePoller:
         if name == "incremental":
             if isinstance(current, IncrementalListing):
                 return IncrementalListing(gathered.watermark_ms)
-            created = [t.job.create_time for t in self._snapshot or () if t.job.create_time]
+            snapshot = self._snapshot.values() if self._snapshot else ()
+            created = [t.create_time for t in snapshot if t.create_time]
             lister = IncrementalListing(max(created, default=None))
         else:
             lister = FullListing(probe=probe)
@@ -256,7 +258,7 @@ class QueuePoller:
 
     async def _confirm(
         self,
-        missing: list[TrackedJob],
+        missing: list[ActiveJob],
         budget: RetryBudget,
         on_retry: RetryCallback,
     ) -> tuple[dict[str, Job], frozenset[str]]:
@@ -265,7 +267,7 @@ class QueuePoller:
         confirmed: dict[str, Job] = {}
         gone: set[str] = set()
 
-        async def confirm(tracked: TrackedJob) -> None:
+        async def confirm(tracked: ActiveJob) -> None:
             try:
                 job = await self._client.get_job(
                     tracked.job.id, queue=tracked.job.queue, budget=budget, on_retry=on_retry

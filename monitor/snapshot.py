@@ -21,9 +21,12 @@ Rules (DESIGN.md, "Semantics that must hold"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from monitor.dli.models import ACTIVE_STATES, Job, JobState
+import msgspec
+
+from monitor.dli.models import Job, JobState
+from monitor.tracked import ActiveJob, FinishedJob, TrackedJob, track
 
 __all__ = [
     "DIRECT_EDGES",
@@ -35,7 +38,6 @@ __all__ = [
     "JobSnapshot",
     "Observation",
     "StateSummary",
-    "TrackedJob",
     "Transition",
     "Vanished",
 ]
@@ -67,22 +69,6 @@ def is_forward(old: JobState, new: JobState) -> bool:
     if old is new or old.terminal:
         return False
     return _RANK[new] > _RANK[old] or _RANK[new] == _RANK[old] == 1
-
-
-@dataclass(frozen=True, slots=True)
-class TrackedJob:
-    """A known job: its last record, since when (Unix ms) it has been in its state, and how many
-    times it has entered ``recovering`` (which tells repeated recovery cycles apart)."""
-
-    job: Job
-    since_ms: int
-    recoveries: int = 0
-    #: since when (Unix ms) the job has been missing from the listings, unconfirmed
-    missing_since_ms: int | None = None
-
-    @property
-    def state(self) -> JobState:
-        return self.job.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,31 +131,21 @@ class Observation:
     history_before_ms: int | None = None
 
 
+Key = tuple[str, JobState]
+
+
 @dataclass(frozen=True, slots=True)
 class StateSummary:
     """Per-(queue, state) job counts and, for active states, when the longest-waiting job entered
-    the state (Unix ms). Computed once per diff so a scrape costs O(queues), not O(jobs)."""
+    the state (Unix ms). Computed once per snapshot so a scrape costs O(queues), not O(jobs)."""
 
-    counts: Mapping[tuple[str, JobState], int]
-    oldest_since_ms: Mapping[tuple[str, JobState], int]
-
-    @classmethod
-    def of(cls, jobs: Iterable[TrackedJob]) -> StateSummary:
-        counts: dict[tuple[str, JobState], int] = {}
-        oldest: dict[tuple[str, JobState], int] = {}
-        for tracked in jobs:
-            key = (tracked.job.queue, tracked.job.state)
-            counts[key] = counts.get(key, 0) + 1
-            if key[1] in ACTIVE_STATES:
-                since = oldest.get(key)
-                if since is None or tracked.since_ms < since:
-                    oldest[key] = tracked.since_ms
-        return cls(counts, oldest)
+    counts: Mapping[Key, int]
+    oldest_since_ms: Mapping[Key, int]
 
     def queues(self) -> set[str]:
         return {queue for queue, _ in self.counts}
 
-    def with_counts(self, counts: Mapping[tuple[str, JobState], int]) -> StateSummary:
+    def with_counts(self, counts: Mapping[Key, int]) -> StateSummary:
         """This summary with some counts replaced (terminal totals the API counted for us)."""
         if not counts:
             return self
@@ -184,9 +160,13 @@ class Diff:
     changes: list[Change]
 
 
-class JobSnapshot:
-    """An immutable map of job id → :class:`TrackedJob`, tombstones of forgotten jobs, and a
-    history horizon.
+class JobSnapshot(Mapping[str, TrackedJob]):
+    """An immutable map of job id → :class:`~monitor.tracked.TrackedJob`, tombstones of
+    forgotten jobs, and a history horizon.
+
+    Active and finished jobs are kept apart, and the finished ones are counted as they come and
+    go: a diff then touches each listed finished job once (a dict lookup, since a terminal state
+    is final), and the summary costs O(active jobs), whatever the length of the history.
 
     The horizon (Unix ms, or ``None``) is set by polls that list only what can have changed:
     finished jobs created before it are history the monitor no longer lists. Met in a later full
@@ -194,7 +174,14 @@ class JobSnapshot:
     reported as discovered; forgotten, it needs no tombstone.
     """
 
-    __slots__ = ("_jobs", "_summary", "_tombstones", "horizon_ms")
+    __slots__ = (
+        "_active",
+        "_finished",
+        "_finished_counts",
+        "_summary",
+        "_tombstones",
+        "horizon_ms",
+    )
 
     def __init__(
         self,
@@ -202,22 +189,37 @@ class JobSnapshot:
         tombstones: Mapping[str, int] | None = None,
         horizon_ms: int | None = None,
     ) -> None:
-        self._jobs: dict[str, TrackedJob] = dict(jobs or {})
+        self._active: dict[str, ActiveJob] = {}
+        self._finished: dict[str, FinishedJob] = {}
+        self._finished_counts: dict[Key, int] = {}
+        for job_id, tracked in (jobs or {}).items():
+            if isinstance(tracked, ActiveJob):
+                self._active[job_id] = tracked
+            else:
+                self._finished[job_id] = tracked
+                _count(self._finished_counts, tracked, 1)
         self._tombstones: dict[str, int] = dict(tombstones or {})
         self._summary: StateSummary | None = None
         self.horizon_ms = horizon_ms
 
     def __len__(self) -> int:
-        return len(self._jobs)
+        return len(self._active) + len(self._finished)
 
     def __contains__(self, job_id: object) -> bool:
-        return job_id in self._jobs
+        return job_id in self._finished or job_id in self._active
 
-    def __iter__(self) -> Iterator[TrackedJob]:
-        return iter(self._jobs.values())
+    def __iter__(self) -> Iterator[str]:
+        yield from self._active
+        yield from self._finished
 
-    def get(self, job_id: str) -> TrackedJob | None:
-        return self._jobs.get(job_id)
+    def __getitem__(self, job_id: str) -> TrackedJob:
+        tracked = self._finished.get(job_id)
+        return tracked if tracked is not None else self._active[job_id]
+
+    def __eq__(self, other: object) -> bool:
+        return self is other  # a snapshot is a value in time; compare its contents explicitly
+
+    __hash__ = object.__hash__
 
     @property
     def tombstones(self) -> Mapping[str, int]:
@@ -227,101 +229,129 @@ class JobSnapshot:
     @property
     def summary(self) -> StateSummary:
         if self._summary is None:
-            self._summary = StateSummary.of(self._jobs.values())
+            counts = dict(self._finished_counts)
+            oldest: dict[Key, int] = {}
+            for tracked in self._active.values():
+                key = (tracked.queue, tracked.state)
+                counts[key] = counts.get(key, 0) + 1
+                since = oldest.get(key)
+                if since is None or tracked.since_ms < since:
+                    oldest[key] = tracked.since_ms
+            self._summary = StateSummary(counts, oldest)
         return self._summary
 
-    def missing(self, listed: Mapping[str, Job]) -> list[TrackedJob]:
+    def missing(self, listed: Mapping[str, Job]) -> list[ActiveJob]:
         """Active jobs absent from ``listed``: each needs a detail request before a verdict."""
-        return [
-            tracked
-            for job_id, tracked in self._jobs.items()
-            if tracked.job.state in ACTIVE_STATES and job_id not in listed
-        ]
+        return [tracked for job_id, tracked in self._active.items() if job_id not in listed]
 
     @classmethod
     def baseline(
         cls, listed: Iterable[Job], *, now_ms: int, horizon_ms: int | None = None
     ) -> JobSnapshot:
         """The snapshot of a first poll: every job known, nothing reported."""
-        return cls({job.id: _track(job, now_ms) for job in listed}, horizon_ms=horizon_ms)
-
-    @staticmethod
-    def _is_history(job: Job, horizon: int | None) -> bool:
-        return (
-            horizon is not None
-            and job.state not in ACTIVE_STATES
-            and job.create_time is not None
-            and job.create_time < horizon
-        )
+        return cls({job.id: track(job, now_ms) for job in listed}, horizon_ms=horizon_ms)
 
     def diff(
         self, observation: Observation, *, now_ms: int, tombstone_ttl_ms: int = 3_600_000
     ) -> Diff:
         """Apply one poll's observation; return the next snapshot and the changes, in order."""
-        jobs = dict(self._jobs)
+        active = dict(self._active)
+        finished = dict(self._finished)
+        counts = dict(self._finished_counts)
         tombstones = {
             job_id: at for job_id, at in self._tombstones.items() if now_ms - at < tombstone_ttl_ms
         }
-        changes: list[Change] = []
-        seen = dict(observation.listed)
-        seen.update(observation.confirmed)
         horizon = self.horizon_ms
         if observation.history_before_ms is not None:
             horizon = max(horizon or 0, observation.history_before_ms)
+        changes: list[Change] = []
+        seen = observation.listed
+        if observation.confirmed:
+            seen = {**seen, **observation.confirmed}
 
+        def keep(job_id: str, tracked: TrackedJob) -> None:
+            if isinstance(tracked, ActiveJob):
+                active[job_id] = tracked
+            else:
+                active.pop(job_id, None)
+                finished[job_id] = tracked
+                _count(counts, tracked, 1)
+
+        finished_seen = 0
         for job_id, job in seen.items():
-            if job_id in tombstones:
-                # A finished job that paging churn hid from one listing: known, not new. Track
-                # it again (silently) so that it is counted while the API lists it.
-                del tombstones[job_id]
-                jobs[job_id] = _track(job, now_ms)
-                continue
-            prev = jobs.get(job_id)
+            if job_id in finished:
+                finished_seen += 1
+                continue  # a terminal state is final: nothing it is listed with can change it
+            prev = active.get(job_id)
             if prev is None:
-                jobs[job_id] = _track(job, now_ms)
-                if not self._is_history(job, horizon):
+                # A finished job that paging churn hid from one listing is known, not new: it is
+                # tracked again (silently) so that it is counted while the API lists it.
+                revived = tombstones.pop(job_id, None) is not None
+                keep(job_id, track(job, now_ms))
+                if not revived and not _is_history(job, horizon):
                     changes.append(Discovered(job))
-            elif prev.job.state is not job.state and is_forward(prev.job.state, job.state):
+            elif prev.state is not job.state and is_forward(prev.state, job.state):
                 tracked, transition = _advance(prev, job, now_ms)
-                jobs[job_id] = tracked
+                keep(job_id, tracked)
                 changes.append(transition)
             elif prev.missing_since_ms is not None:
-                jobs[job_id] = replace(prev, missing_since_ms=None)
+                active[job_id] = msgspec.structs.replace(prev, missing_since_ms=None)
 
-        for job_id, tracked in self._jobs.items():
+        for job_id, prev in self._active.items():
             if job_id in seen:
                 continue
-            if job_id in observation.gone and tracked.job.state in ACTIVE_STATES:
-                del jobs[job_id]
-                changes.append(Vanished(tracked.job, tracked.job.state))
-            elif tracked.job.state in ACTIVE_STATES:
-                missing = tracked.missing_since_ms
-                if missing is None:
-                    jobs[job_id] = replace(tracked, missing_since_ms=now_ms)
-                elif now_ms - missing >= UNCONFIRMED_TTL_MS:
-                    del jobs[job_id]
-                    changes.append(
-                        Forgotten(tracked.job, tracked.job.state, (now_ms - missing) / 1000)
-                    )
-            elif observation.complete and tracked.job.state not in ACTIVE_STATES:
-                del jobs[job_id]
-                if not self._is_history(tracked.job, horizon):
-                    tombstones[job_id] = now_ms
-        return Diff(JobSnapshot(jobs, tombstones, horizon), changes)
+            missing = prev.missing_since_ms
+            if job_id in observation.gone:
+                del active[job_id]
+                changes.append(Vanished(prev.job, prev.state))
+            elif missing is None:
+                active[job_id] = msgspec.structs.replace(prev, missing_since_ms=now_ms)
+            elif now_ms - missing >= UNCONFIRMED_TTL_MS:
+                del active[job_id]
+                changes.append(Forgotten(prev.job, prev.state, (now_ms - missing) / 1000))
+
+        # Every finished job listed again (the usual case) leaves none to forget: skip the pass.
+        if observation.complete and finished_seen < len(self._finished):
+            for job_id, gone in self._finished.items():
+                if job_id not in seen:
+                    del finished[job_id]
+                    _count(counts, gone, -1)
+                    if not _is_history(gone, horizon):
+                        tombstones[job_id] = now_ms
+        return Diff(JobSnapshot._of(active, finished, counts, tombstones, horizon), changes)
+
+    @classmethod
+    def _of(
+        cls,
+        active: dict[str, ActiveJob],
+        finished: dict[str, FinishedJob],
+        counts: dict[Key, int],
+        tombstones: dict[str, int],
+        horizon_ms: int | None,
+    ) -> JobSnapshot:
+        snapshot = cls(tombstones=tombstones, horizon_ms=horizon_ms)
+        snapshot._active, snapshot._finished, snapshot._finished_counts = active, finished, counts
+        return snapshot
 
 
-def _track(job: Job, now_ms: int) -> TrackedJob:
-    if job.update_time is not None:
-        since = job.update_time
-    elif job.state is S.STARTING and job.create_time is not None:
-        since = job.create_time
-    else:
-        since = now_ms
-    return TrackedJob(job, since, 1 if job.state is S.RECOVERING else 0)
+def _count(counts: dict[Key, int], tracked: FinishedJob, delta: int) -> None:
+    key = (tracked.queue, tracked.state)
+    counts[key] = counts.get(key, 0) + delta
+    if not counts[key]:
+        del counts[key]
 
 
-def _advance(prev: TrackedJob, job: Job, now_ms: int) -> tuple[TrackedJob, Transition]:
-    old, new = prev.job.state, job.state
+def _is_history(tracked: Job | TrackedJob, horizon: int | None) -> bool:
+    return (
+        horizon is not None
+        and tracked.state.terminal
+        and tracked.create_time is not None
+        and tracked.create_time < horizon
+    )
+
+
+def _advance(prev: ActiveJob, job: Job, now_ms: int) -> tuple[TrackedJob, Transition]:
+    old, new = prev.state, job.state
     # The API's update_time is when the state changed; without it the poll time is our best bound.
     at = (
         job.update_time
@@ -342,4 +372,5 @@ def _advance(prev: TrackedJob, job: Job, now_ms: int) -> tuple[TrackedJob, Trans
         duration_ms=duration,
         occurrence=max(occurrence, 1),
     )
-    return TrackedJob(job, at, recoveries), transition
+    tracked = FinishedJob.of(job) if new.terminal else ActiveJob.of(job, at, recoveries)
+    return tracked, transition

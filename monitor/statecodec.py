@@ -7,13 +7,15 @@ fresh baseline instead of reporting changes that never happened.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from monitor.dli.models import Job, JobState
-from monitor.snapshot import JobSnapshot, TrackedJob
+from monitor.snapshot import JobSnapshot
+from monitor.tracked import ActiveJob, FinishedJob, TrackedJob
 
 __all__ = ["FORMAT", "VERSION", "StateRejected", "decode", "encode"]
 
@@ -25,12 +27,16 @@ class StateRejected(ValueError):
     """The bytes are not a state file this daemon may use; ``str()`` says why."""
 
 
-def _row(t: TrackedJob) -> list[Any]:
-    j = t.job
+def _row(job_id: str, t: TrackedJob) -> list[Any]:
+    if isinstance(t, FinishedJob):
+        # The row keeps its shape (and version 1) with empty fields where the record keeps
+        # nothing: a reader never needed a finished job's name or times, nor any job's last
+        # update time or duration (a transition takes them from the fresh reading).
+        return [job_id, t.state.value, t.queue, "", "", "", "", "", t.create_time, None, None,
+                0, 0, None]  # fmt: skip
     return [
-        j.id, j.state.value, j.queue, j.name, j.owner, j.app_id, j.kind, j.sc_type,
-        j.create_time, j.update_time, j.duration_ms, t.since_ms, t.recoveries,
-        t.missing_since_ms,
+        job_id, t.state.value, t.queue, t.name, t.owner, t.app_id, t.kind, t.sc_type,
+        t.create_time, None, None, t.since_ms, t.recoveries, t.missing_since_ms,
     ]  # fmt: skip
 
 
@@ -47,7 +53,7 @@ def encode(
             "saved_at_ms": saved_at_ms,
             "targets": {
                 label: {
-                    "jobs": [_row(t) for t in snap],
+                    "jobs": [_row(job_id, t) for job_id, t in snap.items()],
                     "tombstones": dict(snap.tombstones),
                     "horizon_ms": snap.horizon_ms,
                 }
@@ -57,7 +63,7 @@ def encode(
     )
 
 
-def _tracked(row: Any) -> TrackedJob:
+def _tracked(row: Any) -> tuple[str, TrackedJob]:
     # 13 fields in files written before missing_since_ms was kept (it then starts afresh)
     if not isinstance(row, list) or len(row) not in (13, 14):
         raise StateRejected("a job row has the wrong shape")
@@ -76,8 +82,10 @@ def _tracked(row: Any) -> TrackedJob:
         parsed = JobState(state)
     except ValueError:
         raise StateRejected(f"unknown job state {state!r}") from None
+    if parsed.terminal:
+        return job_id, FinishedJob(parsed, sys.intern(queue), ct)
     job = Job(job_id, parsed, queue, name, owner, app_id, kind, sc_type, ct, ut, dur)
-    return TrackedJob(job, since, rec, missing)
+    return job_id, ActiveJob.of(job, since, rec, missing)
 
 
 def decode(data: bytes, *, project_id: str, endpoint: str) -> dict[str, JobSnapshot]:
@@ -110,6 +118,6 @@ def decode(data: bytes, *, project_id: str, endpoint: str) -> dict[str, JobSnaps
         horizon = body.get("horizon_ms")
         if horizon is not None and not isinstance(horizon, int):
             raise StateRejected(f"target {label!r} has a malformed horizon")
-        jobs = {t.job.id: t for t in map(_tracked, body["jobs"])}
+        jobs = dict(map(_tracked, body["jobs"]))
         result[label] = JobSnapshot(jobs, tombstones, horizon)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from itertools import pairwise
 
 import msgspec
@@ -20,6 +21,7 @@ from monitor.snapshot import (
     Vanished,
     is_forward,
 )
+from monitor.tracked import FinishedJob
 
 S = JobState
 T0 = 1_700_000_000_000
@@ -80,6 +82,21 @@ def test_missing_active_job_is_kept_until_confirmed_gone() -> None:
     gone = snap.diff(Observation({}, gone=frozenset({"a"})), now_ms=T0 + 1)
     assert gone.changes == [Vanished(job("a", S.RUNNING), S.RUNNING)]
     assert "a" not in gone.snapshot
+
+
+def test_a_job_that_vanishes_is_described_by_its_last_reading() -> None:
+    """No fresh reading comes with a vanished or forgotten job: the event needs what was kept."""
+    seen = job("a", S.RUNNING, name="n", owner="o", app_id="app", kind="k", sc_type="A",
+               create_time=T0 - 5, update_time=T0 - 1, duration_ms=4)  # fmt: skip
+    snap = JobSnapshot.baseline([seen], now_ms=T0)
+    (gone,) = snap.diff(Observation({}, gone=frozenset({"a"})), now_ms=T0 + 1).changes
+    assert isinstance(gone, Vanished)
+    # update time and duration belong to a transition, which has the fresh reading
+    assert gone.job == msgspec.structs.replace(seen, update_time=None, duration_ms=None)
+    missing = snap.diff(Observation({}), now_ms=T0 + 1).snapshot
+    (forgotten,) = missing.diff(Observation({}), now_ms=T0 + 1 + UNCONFIRMED_TTL_MS).changes
+    assert isinstance(forgotten, Forgotten)
+    assert forgotten.job == gone.job
 
 
 def test_confirmed_detail_reports_the_transition() -> None:
@@ -182,7 +199,11 @@ def test_diffs_reproduce_the_listing_and_report_each_change_once_in_order(
                 raise AssertionError(f"nothing vanished, yet {change}")
         snap = diff.snapshot
         # The snapshot now says exactly what the listing said.
-        assert {t.job.id: t.state for t in snap} == {jid: j.state for jid, j in listed.items()}
+        assert {jid: t.state for jid, t in snap.items()} == {
+            jid: j.state for jid, j in listed.items()
+        }
+        # and its summary counts what it holds, however the counts were kept along the way
+        assert snap.summary.counts == Counter((t.queue, t.state) for t in snap.values())
     for jid, states in reported.items():
         life = lives[jid]
         # What was reported is an in-order subsequence of the real life, with no repeats.
@@ -288,7 +309,7 @@ def test_history_before_the_horizon_is_counted_never_discovered() -> None:
     active_old = job("act", S.RUNNING, create_time=T0 - 10)
     diff = snap.diff(Observation(listing(old, new, active_old)), now_ms=T0 + 20)
     assert {c.job.id for c in diff.changes} == {"new", "act"}
-    assert {"old", "new", "act"} <= {t.job.id for t in diff.snapshot}
+    assert {"old", "new", "act"} <= diff.snapshot.keys()
     # Forgotten history needs no tombstone.
     assert "old" not in diff.snapshot.diff(Observation({}), now_ms=T0 + 30).snapshot.tombstones
 
@@ -351,9 +372,8 @@ def test_a_job_back_from_a_tombstone_is_tracked_afresh_and_others_still_diffed()
     gone = snap.diff(Observation({}), now_ms=T0 + 1).snapshot
     back = gone.diff(Observation(listing(job("a", S.SUCCESS), job("b", S.STARTING))), now_ms=T0 + 2)
     assert back.changes == [Discovered(job("b", S.STARTING))]
-    tracked = back.snapshot.get("a")
-    assert tracked is not None and tracked.job == job("a", S.SUCCESS)
-    assert tracked.since_ms == T0 + 2
+    assert back.snapshot.get("a") == FinishedJob(S.SUCCESS, "q")
+    assert back.snapshot.summary.counts == {("q", S.SUCCESS): 1, ("q", S.STARTING): 1}
 
 
 def test_time_in_state_and_run_time_from_the_api_s_timestamps_to_the_millisecond() -> None:

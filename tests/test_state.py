@@ -23,8 +23,9 @@ from monitor.daemon import Daemon
 from monitor.dli.models import Job, JobState
 from monitor.events import configure_logging
 from monitor.simulator import Simulator, World, running_simulator
-from monitor.snapshot import JobSnapshot, TrackedJob
+from monitor.snapshot import JobSnapshot
 from monitor.statefile import StateFile
+from monitor.tracked import ActiveJob, FinishedJob, TrackedJob
 from tests.harness import running
 from tests.test_e2e import FAST, INTERVAL, PROJECT, QUEUES
 from tests.truth import compare, parse_events
@@ -44,9 +45,17 @@ jobs = st.builds(
     update_time=opt_ms,
     duration_ms=opt_ms,
 )
-tracked = st.builds(TrackedJob, jobs, st.integers(0, 2**53), st.integers(0, 9), opt_ms)
+
+
+def _record(job: Job, since: int, recoveries: int, missing: int | None) -> tuple[str, TrackedJob]:
+    if job.state.terminal:
+        return job.id, FinishedJob(job.state, job.queue, job.create_time)
+    return job.id, ActiveJob.of(job, since, recoveries, missing)
+
+
+tracked = st.builds(_record, jobs, st.integers(0, 2**53), st.integers(0, 9), opt_ms)
 snapshots = st.builds(
-    lambda ts, tomb, horizon: JobSnapshot({t.job.id: t for t in ts}, tomb, horizon),
+    lambda ts, tomb, horizon: JobSnapshot(dict(ts), tomb, horizon),
     st.lists(tracked, max_size=10),
     st.dictionaries(st.uuids().map(str), st.integers(0, 2**53), max_size=4),
     opt_ms,
@@ -57,9 +66,7 @@ snapshots = st.builds(
 def test_codec_round_trip(snaps: dict[str, JobSnapshot]) -> None:
     data = statecodec.encode(snaps, project_id="p", endpoint="http://e", saved_at_ms=1)
     back = statecodec.decode(data, project_id="p", endpoint="http://e")
-    assert {k: sorted(v, key=lambda t: t.job.id) for k, v in back.items()} == {
-        k: sorted(v, key=lambda t: t.job.id) for k, v in snaps.items()
-    }
+    assert {k: dict(v) for k, v in back.items()} == {k: dict(v) for k, v in snaps.items()}
     assert {k: dict(v.tombstones) for k, v in back.items()} == {
         k: dict(v.tombstones) for k, v in snaps.items()
     }
@@ -134,7 +141,7 @@ def test_a_file_from_before_missing_since_was_kept_still_loads() -> None:
     )
     doc["targets"]["etl"]["jobs"] = [row[:13] for row in doc["targets"]["etl"]["jobs"]]
     back = statecodec.decode(orjson.dumps(doc), project_id="p", endpoint="e")
-    assert back["etl"].get("a") == TrackedJob(Job("a", JobState.RUNNING, "etl"), 5)
+    assert back["etl"].get("a") == ActiveJob("a", JobState.RUNNING, "etl", since_ms=5)
 
 
 def test_foreign_corrupt_and_missing_files_are_fresh_starts(tmp_path: Path) -> None:
@@ -182,14 +189,14 @@ async def test_a_graceful_stop_saves_exactly_what_was_last_published(tmp_path: P
         async with running(daemon):
             poller = daemon.pollers[0]
             assert poller.snapshot is not None
-            published = {t.job.id: t.job.state for t in poller.snapshot}
+            published = {job_id: t.state for job_id, t in poller.snapshot.items()}
             with anyio.fail_after(5):
                 while not state.exists():
                     await anyio.sleep(0.01)
             state.unlink()  # the first poll's save: gone, so only the stop can write it again
     assert state.exists(), "the graceful stop saved the state file"
     saved = statecodec.decode(state.read_bytes(), project_id=PROJECT, endpoint=url)
-    assert {t.job.id: t.job.state for t in saved["etl"]} == published
+    assert {job_id: t.state for job_id, t in saved["etl"].items()} == published
 
 
 @pytest.mark.slow
