@@ -16,25 +16,26 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import anyio
 import orjson
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
 from bench import memory
 from bench.common import AK, CONCURRENCY, PROJECT, SK, figures, make_client, row, rss, simulator
 from bench.memory import pages_of
 from bench.targets import bench_targets
 from monitor.dli.client import ClientHooks, RetryBudget
-from monitor.dli.models import JobState, parse_list_page
+from monitor.dli.models import Job, JobState, parse_list_page
 from monitor.events import EventLog, configure_logging
-from monitor.exposition import Exposition
-from monitor.metrics import Metrics, Scope
+from monitor.exposition import Encoder, Exposition
+from monitor.metrics import Metrics, Scope, TargetMetrics
 from monitor.paging import Query, list_all
 from monitor.poller import QueuePoller, Target
-from monitor.snapshot import JobSnapshot, Observation, StateSummary
+from monitor.snapshot import JobSnapshot, Observation, StateSummary, Transition
 from monitor.strategy import StrategySetting
 
 LATENCY = 0.02
@@ -107,9 +108,33 @@ def bench_memory(jobs: int) -> None:
         figures[f"bytes_per_job_vs_floor{key}"] = round(m["traced"] / m["floor"], 2)
 
 
+class _Clock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+clock = _Clock()
+
+
+def _poll_round(target: TargetMetrics, names: list[str], at: float) -> None:
+    """What a round of polls changes: every queue's self metrics, and a job that finished in
+    one queue out of ten (and the clock, which ages the oldest jobs)."""
+    clock.now = at
+    for i, name in enumerate(names):
+        target.poll_succeeded(name, at)
+        target.poll_took(name, 0.05)
+        if i % 10 == 0:
+            job = Job(f"job-{at}-{i}", JobState.SUCCESS, name, duration_ms=600_000)
+            target.record(
+                name, Transition(job, JobState.RUNNING, JobState.SUCCESS, False, 300, 600_000)
+            )
+
+
 def bench_render(queues: int) -> None:
     print(f"\n5a. /metrics render with {queues} queues")
-    metrics = Metrics("bench")
+    metrics = Metrics("bench", clock=clock)
     scope = Scope(PROJECT)
     target = metrics.for_scope(scope)
     names = [f"queue{i:03d}" for i in range(queues)]
@@ -121,22 +146,47 @@ def bench_render(queues: int) -> None:
     class View:
         scope = Scope(PROJECT)
         export_queues = names
-        summary = StateSummary(counts, {})
+        summary = StateSummary(counts, {(n, JobState.RUNNING): 1_700_000_000_000 for n in names})
         tracked_jobs = 10 * queues * 5
 
     metrics.add_views(lambda: [View()])
-    body = generate_latest(metrics.registry)
+    openmetrics = cast(
+        "Callable[[CollectorRegistry], bytes]", openmetrics_exposition.generate_latest
+    )
+    start = time.perf_counter()
+    body = metrics.expose(generate_latest, openmetrics=False)
+    cold = time.perf_counter() - start
+    assert body == generate_latest(metrics.registry), "the same bytes as prometheus-client's"
     lines = [ln for ln in body.decode().splitlines() if not ln.startswith("#")]
-    render = best(lambda: generate_latest(metrics.registry), repeat=10)
     floor = best(lambda: "\n".join(f"{ln}" for ln in lines).encode(), repeat=10)
+    reference = best(lambda: generate_latest(metrics.registry), repeat=3)
+    reference_om = best(lambda: openmetrics(metrics.registry), repeat=3)
+    at = iter(range(1_800_000_000, 1_900_000_000))
+    changes = best(lambda: _poll_round(target, names, next(at)), repeat=10)
+
+    def after_a_poll(fmt: Encoder, *, om: bool) -> float:
+        def run() -> None:
+            _poll_round(target, names, next(at))
+            metrics.expose(fmt, openmetrics=om)
+
+        return best(run, repeat=10) - changes
+
+    text, om = after_a_poll(generate_latest, om=False), after_a_poll(openmetrics, om=True)
     row("floor: joining the same sample lines", f"{floor * 1e3:.2f} ms", "1.00x")
     row(
-        "generate_latest",
-        f"{render * 1e3:.2f} ms",
-        f"{render / floor:.1f}x",
-        f"{len(lines):,} samples, {len(body) / 1024:.0f} KiB",
+        "prometheus-client's generate_latest (before)",
+        f"{reference * 1e3:.1f} ms",
+        f"{reference / floor:.1f}x",
+        f"OpenMetrics {reference_om * 1e3:.1f} ms; {len(lines):,} samples, {len(body) >> 10} KiB",
     )
-    exposition = Exposition(metrics.registry, max_age=30)
+    row("first render (every series)", f"{cold * 1e3:.1f} ms", f"{cold / floor:.1f}x")
+    row(
+        "render after a round of polls, text",
+        f"{text * 1e3:.2f} ms",
+        f"{text / floor:.2f}x",
+        f"OpenMetrics {om * 1e3:.2f} ms; the round's own changes {changes * 1e3:.2f} ms",
+    )
+    exposition = Exposition(metrics, max_age=30)
     exposition.render("", "")
     cached = best(lambda: exposition.render("", ""), repeat=10)
     row(
@@ -146,7 +196,10 @@ def bench_render(queues: int) -> None:
         "served from the last rendering",
     )
     figures.update(
-        render_ms_200_queues=round(render * 1e3, 2),
+        render_ms_200_queues=round(text * 1e3, 2),
+        render_openmetrics_ms_200_queues=round(om * 1e3, 2),
+        render_cold_ms_200_queues=round(cold * 1e3, 2),
+        render_prometheus_client_ms_200_queues=round(reference * 1e3, 2),
         render_samples=len(lines),
         cached_scrape_us=round(cached * 1e6, 1),
     )

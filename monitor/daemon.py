@@ -83,7 +83,7 @@ class Daemon:
         self.metrics = Metrics(__version__, settings.duration_buckets)
         intervals = [a.settings.poll_interval for a in assignments] or [settings.poll_interval]
         #: /metrics rendered once per applied poll, and at least once per shortest interval
-        self.exposition = Exposition(self.metrics.registry, max_age=min(intervals))
+        self.exposition = Exposition(self.metrics, max_age=min(intervals))
         make_signer = signer or build_signer
         self.targets = [
             TargetMonitor(

@@ -1,8 +1,9 @@
 """The ``/metrics`` bytes, rendered once per change instead of once per scrape.
 
-The registry stays the source of truth; what it renders is kept per format (Prometheus text or
-OpenMetrics) and encoding (plain or gzip) until a poll applies (:meth:`Exposition.changed`) or
-``max_age`` passes, whichever comes first. ``max_age`` bounds how stale the scrape-time values
+The metrics stay the source of truth; what they render (:class:`Source`) is kept per format
+(Prometheus text or OpenMetrics, as the scrape's ``Accept`` header chooses) and encoding (plain
+or gzip) until a poll applies (:meth:`Exposition.changed`) or ``max_age`` passes, whichever
+comes first. ``max_age`` bounds how stale the scrape-time values
 are (the oldest job's age, request counters between polls): the daemon sets it to its shortest
 poll interval, so a scrape never sees more than one poll's worth of lag, and a scrape between
 polls costs a dictionary lookup whatever the number of queues.
@@ -13,27 +14,50 @@ from __future__ import annotations
 import gzip
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-__all__ = ["Exposition", "Rendering"]
+__all__ = ["Encoder", "Exposition", "RegistrySource", "Rendering", "Source"]
+
+Encoder = Callable[[CollectorRegistry], bytes]
+"""One of prometheus-client's exposition functions (text or OpenMetrics, with its options)."""
 
 Rendering = tuple[bytes, str, bool]
 """The body, its content type, and whether it is gzip-encoded."""
 
 
+class Source(Protocol):
+    """What an :class:`Exposition` renders: :class:`~monitor.metrics.Metrics`, for one."""
+
+    def expose(self, encoder: Encoder, *, openmetrics: bool) -> bytes:
+        """The body in ``encoder``'s format (OpenMetrics when ``openmetrics``)."""
+        ...
+
+
+class RegistrySource:
+    """A plain prometheus-client registry as a :class:`Source`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def expose(self, encoder: Encoder, *, openmetrics: bool) -> bytes:
+        del openmetrics  # the encoder knows its format
+        return encoder(self.registry)
+
+
 class Exposition:
-    """Renders ``registry`` for a scrape, reusing the last rendering while it is current."""
+    """Renders ``source`` for a scrape, reusing the last rendering while it is current."""
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        source: Source,
         *,
         max_age: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._registry = registry
+        self._source = source
         self._max_age = max_age
         self._clock = clock
         self._cache: dict[tuple[str, bool], Rendering] = {}
@@ -57,7 +81,8 @@ class Exposition:
         key = (content_type, zipped)
         cached = self._cache.get(key)
         if cached is None:
-            body = encoder(self._registry)
+            openmetrics = content_type.startswith("application/openmetrics-text")
+            body = self._source.expose(encoder, openmetrics=openmetrics)
             self.renders += 1
             cached = (gzip.compress(body) if zipped else body, content_type, zipped)
             self._cache[key] = cached

@@ -4,49 +4,35 @@ Every series carries ``project_id`` and ``region`` (a :class:`Scope`), so one Pr
 hold many projects whose queues share names. Series are changed only through the named methods
 of :class:`TargetMetrics`, one per scope, never by ``.labels()`` calls elsewhere.
 
-Event-driven series (transitions, durations, self metrics) are ordinary prometheus-client
-metrics updated as the poller publishes changes. Level series (``dli_batch_jobs``, oldest age,
-tracked jobs) are read from the pollers' snapshots at scrape time by :class:`SnapshotCollector`,
-so they can never drift from the snapshot they describe.
+Event-driven series (transitions, durations, self metrics) are updated as the poller publishes
+changes. Level series (``dli_batch_jobs``, oldest age, tracked jobs) are read from the pollers'
+snapshots at each exposition (:mod:`monitor.levels`), so they can never drift from the snapshot
+they describe.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, assert_never
+from typing import TYPE_CHECKING, Literal, assert_never
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Info,
-    disable_created_metrics,
-)
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Info, disable_created_metrics
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from monitor.behaviour import ApiBehaviour
-from monitor.dli.models import ACTIVE_STATES, JobState
-from monitor.snapshot import (
-    DIRECT_EDGES,
-    Change,
-    Discovered,
-    Forgotten,
-    StateSummary,
-    Transition,
-    Vanished,
-)
+from monitor.dli.models import JobState
+from monitor.levels import BehaviourCollector, LevelSeries, SnapshotView
+from monitor.series import Family
+from monitor.snapshot import DIRECT_EDGES, Change, Discovered, Forgotten, Transition, Vanished
+
+if TYPE_CHECKING:
+    from monitor.behaviour import ApiBehaviour
 
 __all__ = [
     "DEFAULT_DURATION_BUCKETS",
-    "BehaviourCollector",
     "Metrics",
     "Scope",
-    "SnapshotCollector",
-    "SnapshotView",
     "TargetMetrics",
 ]
 
@@ -73,6 +59,7 @@ DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
 )
 _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _SCOPE = ["project_id", "region"]
+_EOF = b"# EOF\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,134 +75,96 @@ class Scope:
         return [self.project_id, self.region]
 
 
-class SnapshotView(Protocol):
-    """What the collector needs from a poller: its scope, its queues and its snapshot's
-    summary."""
+class _Everything(Collector):
+    """The registry's view of every family, in the order :meth:`Metrics.expose` writes them."""
 
-    @property
-    def scope(self) -> Scope: ...
-
-    @property
-    def export_queues(self) -> Iterable[str]: ...
-
-    @property
-    def summary(self) -> StateSummary | None: ...
-
-    @property
-    def tracked_jobs(self) -> int: ...
-
-
-class SnapshotCollector(Collector):
-    """Collects ``dli_batch_jobs``, ``dli_batch_job_oldest_age_seconds`` and
-    ``dli_monitor_tracked_jobs`` from the pollers' snapshots at scrape time."""
-
-    def __init__(
-        self, views: Callable[[], Iterable[SnapshotView]], clock: Callable[[], float] = time.time
-    ) -> None:
-        self._views = views
-        self._clock = clock
-
-    def describe(self) -> Iterable[Metric]:
-        return self._families()
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
     def collect(self) -> Iterable[Metric]:
-        views = list(self._views())
-        return self._families(views)
-
-    def _families(self, views: Sequence[SnapshotView] = ()) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily(
-            "dli_batch_jobs",
-            "Jobs the DLI API currently lists in each state (terminal states as far back as the "
-            "API's history reaches).",
-            labels=[*_SCOPE, "queue", "state"],
-        )
-        oldest = GaugeMetricFamily(
-            "dli_batch_job_oldest_age_seconds",
-            "Seconds the longest-waiting job now in each active state has been in it (from the "
-            "API's update_time, else the poll time at which the state was first seen); 0 if none.",
-            labels=[*_SCOPE, "queue", "state"],
-        )
-        tracked = GaugeMetricFamily(
-            "dli_monitor_tracked_jobs", "Jobs held in the monitor's snapshots.", labels=_SCOPE
-        )
-        now_ms = self._clock() * 1000
-        totals: dict[Scope, int] = {}
-        for view in views:
-            scope, summary = view.scope, view.summary
-            totals[scope] = totals.get(scope, 0) + view.tracked_jobs
-            queues = set(view.export_queues)
-            if summary is not None:
-                queues |= summary.queues()
-            for queue in sorted(queues):
-                for state in JobState:
-                    labels = [*scope.values, queue, state.value]
-                    count = summary.counts.get((queue, state), 0) if summary else 0
-                    jobs.add_metric(labels, count)
-                    if state in ACTIVE_STATES:
-                        since = summary.oldest_since_ms.get((queue, state)) if summary else None
-                        age = max(0.0, (now_ms - since) / 1000) if since is not None else 0.0
-                        oldest.add_metric(labels, age)
-        for scope, total in totals.items():
-            tracked.add_metric(scope.values, total)
-        yield jobs
-        yield oldest
-        yield tracked
+        self._metrics.levels.refresh()
+        yield from self._metrics.client_registry.collect()
+        for family in self._metrics.families:
+            yield family.collect()
 
 
 class Metrics:
-    """All of the daemon's metric families, on one registry (not the process-global one);
-    :meth:`for_scope` gives the handle through which one project's series change."""
+    """All of the daemon's metric families; :meth:`for_scope` gives the handle through which
+    one project's series change, and :meth:`expose` writes them for a scrape.
+
+    The per-queue families are :class:`~monitor.series.Family` objects, which keep each series'
+    rendered lines until it changes (with hundreds of queues, prometheus-client's per-sample
+    rendering cost a quarter of a second per scrape); the per-project ones (requests, events,
+    build and API behaviour) are prometheus-client metrics on :attr:`client_registry`.
+    :attr:`registry` holds both, and is what tests and ``get_sample_value`` read.
+    """
 
     def __init__(
         self,
         version: str,
         buckets: Sequence[float] = DEFAULT_DURATION_BUCKETS,
-        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.version = version
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.transitions = Counter(
+        self.transitions = Family(
             "dli_batch_job_transitions",
             'Observed job state transitions; from_state="new" for a job first seen after start-up.',
+            "counter",
             [*_SCOPE, "queue", "from_state", "to_state"],
-            registry=r,
         )
-        self.job_duration = Histogram(
+        self.job_duration = Family(
             "dli_batch_job_duration_seconds",
             "A job's total run time, observed once when it reaches success or dead (the API's "
             "duration, else update_time - create_time).",
+            "histogram",
             [*_SCOPE, "queue", "state"],
-            buckets=buckets,
-            registry=r,
+            buckets,
         )
-        self.state_duration = Histogram(
+        self.state_duration = Family(
             "dli_batch_job_state_duration_seconds",
             "Time a job spent in a state, observed when it leaves it (starting = start latency); "
             "from the API's update_time, else poll times.",
+            "histogram",
             [*_SCOPE, "queue", "state"],
-            buckets=buckets,
-            registry=r,
+            buckets,
         )
-        self.up = Gauge(
+        self.up = Family(
             "dli_monitor_up",
             "1 when the last poll of the queue succeeded.",
+            "gauge",
             [*_SCOPE, "queue"],
-            registry=r,
         )
-        self.last_success = Gauge(
+        self.last_success = Family(
             "dli_monitor_last_success_timestamp_seconds",
             "Unix time of the last successful poll of the queue.",
+            "gauge",
             [*_SCOPE, "queue"],
-            registry=r,
         )
-        self.poll_duration = Histogram(
+        self.poll_duration = Family(
             "dli_monitor_poll_duration_seconds",
             "Wall time of one poll of the queue, retries included.",
+            "histogram",
             [*_SCOPE, "queue"],
-            buckets=_POLL_BUCKETS,
-            registry=r,
+            _POLL_BUCKETS,
         )
+        self.rejected_rows = Family(
+            "dli_monitor_rejected_rows",
+            'List rows skipped: reason="malformed" (no id/state) or "unknown_state".',
+            "counter",
+            [*_SCOPE, "queue", "reason"],
+        )
+        self.levels = LevelSeries(clock)
+        self.families: tuple[Family, ...] = (
+            self.transitions,
+            self.job_duration,
+            self.state_duration,
+            *self.levels.families,
+            self.up,
+            self.last_success,
+            self.poll_duration,
+            self.rejected_rows,
+        )
+        self.client_registry = r = CollectorRegistry()
         self.api_requests = Counter(
             "dli_monitor_api_requests",
             'Requests to the DLI API by endpoint and HTTP status (code="error": no response).',
@@ -228,12 +177,6 @@ class Metrics:
             [*_SCOPE, "endpoint"],
             registry=r,
         )
-        self.rejected_rows = Counter(
-            "dli_monitor_rejected_rows",
-            'List rows skipped: reason="malformed" (no id/state) or "unknown_state".',
-            [*_SCOPE, "queue", "reason"],
-            registry=r,
-        )
         self.events = Counter(
             "dli_monitor_events",
             "Events written to the event stream.",
@@ -242,6 +185,8 @@ class Metrics:
         )
         # prometheus-client adds the suffix: exported as dli_monitor_build_info{..., version}.
         self.build = Info("dli_monitor_build", "Version of dli-monitor.", _SCOPE, registry=r)
+        self.registry = CollectorRegistry()
+        self.registry.register(_Everything(self))
 
     def for_scope(self, scope: Scope) -> TargetMetrics:
         """The handle for one project's series; its build-info series exists from now on."""
@@ -249,12 +194,23 @@ class Metrics:
         return TargetMetrics(self, scope)
 
     def add_views(self, views: Callable[[], Iterable[SnapshotView]]) -> None:
-        """Register the scrape-time collector over the pollers' snapshots."""
-        self.registry.register(SnapshotCollector(views))
+        """Read the level series from these pollers' snapshots at each exposition."""
+        self.levels.add_views(views)
 
     def add_behaviour(self, behaviours: Callable[[], Iterable[tuple[Scope, ApiBehaviour]]]) -> None:
         """Register ``dli_monitor_api_behaviour_info`` over each scope's current behaviour."""
-        self.registry.register(BehaviourCollector(behaviours))
+        self.client_registry.register(BehaviourCollector(behaviours))
+
+    def expose(self, encoder: Callable[[CollectorRegistry], bytes], *, openmetrics: bool) -> bytes:
+        """Every family in the format of ``encoder`` (prometheus-client's, chosen by the scrape's
+        ``Accept`` header), which must be OpenMetrics when ``openmetrics`` says so. The same
+        bytes as ``encoder(self.registry)``, at the cost of the series that changed."""
+        self.levels.refresh()
+        head = encoder(self.client_registry)
+        if openmetrics:
+            head = head.removesuffix(_EOF)
+        tail = "".join(family.render(openmetrics=openmetrics) for family in self.families)
+        return head + tail.encode() + (_EOF if openmetrics else b"")
 
 
 RejectReason = Literal["malformed", "unknown_state"]
@@ -269,26 +225,26 @@ class TargetMetrics:
     def __init__(self, metrics: Metrics, scope: Scope) -> None:
         self._m = metrics
         self.scope = scope
-        self._labels = scope.values
+        self._labels = tuple(scope.values)
 
     def init_target(self, label: str) -> None:
         """Create a poller's self-metric series (``dli_monitor_up`` starts at 0: not polled yet)."""
-        m, s = self._m, self._labels
-        m.up.labels(*s, label)
-        m.last_success.labels(*s, label)
-        m.poll_duration.labels(*s, label)
+        m, key = self._m, (*self._labels, label)
+        m.up.touch(key)
+        m.last_success.touch(key)
+        m.poll_duration.touch(key)
 
     def init_queue(self, queue: str) -> None:
         """Create every per-queue job series at zero, so ``absent()`` and ``rate()`` behave."""
         m, s = self._m, self._labels
         for state in JobState:
-            m.transitions.labels(*s, queue, "new", state.value)
+            m.transitions.touch((*s, queue, "new", state.value))
             if state.terminal:
-                m.job_duration.labels(*s, queue, state.value)
+                m.job_duration.touch((*s, queue, state.value))
             else:  # time in state is observed when a job leaves it: terminal states never are
-                m.state_duration.labels(*s, queue, state.value)
+                m.state_duration.touch((*s, queue, state.value))
         for old, new in DIRECT_EDGES:
-            m.transitions.labels(*s, queue, old.value, new.value)
+            m.transitions.touch((*s, queue, old.value, new.value))
 
     def record(self, queue: str, change: Change) -> None:
         """Count one published change."""
@@ -297,21 +253,17 @@ class TargetMetrics:
         match change:
             case Discovered():
                 state = change.job.state.value
-                m.transitions.labels(*s, queue, "new", state).inc(exemplar=job_id)
+                m.transitions.inc((*s, queue, "new", state), exemplar=job_id)
                 if change.job.state.terminal and change.job.duration_ms is not None:
-                    m.job_duration.labels(*s, queue, state).observe(
-                        change.job.duration_ms / 1000, exemplar=job_id
+                    m.job_duration.observe(
+                        (*s, queue, state), change.job.duration_ms / 1000, exemplar=job_id
                     )
             case Transition():
                 frm, to = change.from_state.value, change.to_state.value
-                m.transitions.labels(*s, queue, frm, to).inc(exemplar=job_id)
-                m.state_duration.labels(*s, queue, frm).observe(
-                    change.in_state_seconds, exemplar=job_id
-                )
+                m.transitions.inc((*s, queue, frm, to), exemplar=job_id)
+                m.state_duration.observe((*s, queue, frm), change.in_state_seconds, job_id)
                 if change.to_state.terminal and change.duration_ms is not None:
-                    m.job_duration.labels(*s, queue, to).observe(
-                        change.duration_ms / 1000, exemplar=job_id
-                    )
+                    m.job_duration.observe((*s, queue, to), change.duration_ms / 1000, job_id)
             case Vanished() | Forgotten():
                 pass  # counted by dli_monitor_events_total{event="job.vanished"/"job.forgotten"}
             case _:
@@ -319,21 +271,21 @@ class TargetMetrics:
 
     def poll_succeeded(self, label: str, at: float) -> None:
         """A poll of ``label`` was applied at unix time ``at``."""
-        self._m.up.labels(*self._labels, label).set(1)
-        self._m.last_success.labels(*self._labels, label).set(at)
+        self._m.up.set((*self._labels, label), 1)
+        self._m.last_success.set((*self._labels, label), at)
 
     def poll_failed(self, label: str) -> None:
         """A poll of ``label`` gave up."""
-        self._m.up.labels(*self._labels, label).set(0)
+        self._m.up.set((*self._labels, label), 0)
 
     def poll_took(self, label: str, seconds: float) -> None:
         """One poll of ``label``, applied or not, took ``seconds`` of wall time."""
-        self._m.poll_duration.labels(*self._labels, label).observe(seconds)
+        self._m.poll_duration.observe((*self._labels, label), seconds)
 
     def rows_rejected(self, label: str, reason: RejectReason, count: int = 1) -> None:
         """``count`` list rows of ``label`` were skipped for ``reason``."""
         if count:
-            self._m.rejected_rows.labels(*self._labels, label, reason).inc(count)
+            self._m.rejected_rows.inc((*self._labels, label, reason), count)
 
     def api_response(self, endpoint: str, code: str) -> None:
         """One API request ended with HTTP status ``code`` (``"error"``: no response)."""
@@ -346,26 +298,3 @@ class TargetMetrics:
     def event_written(self, event: str) -> None:
         """One event was written to the stream."""
         self._m.events.labels(*self._labels, event).inc()
-
-
-class BehaviourCollector(Collector):
-    """``dli_monitor_api_behaviour_info``: what each scope's API was seen to do, one series per
-    scope whose labels are the verdicts (see :class:`~monitor.behaviour.ApiBehaviour`)."""
-
-    def __init__(self, behaviours: Callable[[], Iterable[tuple[Scope, ApiBehaviour]]]) -> None:
-        self._behaviours = behaviours
-
-    def collect(self) -> Iterable[Metric]:
-        family: GaugeMetricFamily | None = None
-        for scope, behaviour in self._behaviours():
-            labels = behaviour.labels()
-            if family is None:
-                family = GaugeMetricFamily(
-                    "dli_monitor_api_behaviour_info",
-                    "What the DLI API was seen to do on the points its documentation leaves "
-                    "open; 'unknown' until observed.",
-                    labels=[*_SCOPE, *labels],
-                )
-            family.add_metric([*scope.values, *labels.values()], 1)
-        if family is not None:
-            yield family

@@ -3,9 +3,10 @@
 A job that can still change (:class:`ActiveJob`) keeps what describes it in an event, because
 the event that reports its end may have no fresh reading (a job that vanished, or was
 forgotten); a transition takes the rest (update time, duration) from the fresh reading. A
-finished job (:class:`FinishedJob`) can never change again: the snapshot only counts it per (queue, state),
-tells history from news by its creation time, and remembers its id. That is three references,
-which is what keeps a queue with a long history cheap (``python -m bench``, figure 4).
+finished job (:class:`FinishedJob`) can never change again: the snapshot only counts it per
+(queue, state), tells history from news by its creation time, and remembers its id. That is
+three references, which is what keeps a queue with a long history cheap (``python -m bench``,
+figure 4).
 
 Both are frozen msgspec structs without GC tracking: they only refer to strings, ints and other
 such records, so they can never be part of a reference cycle.

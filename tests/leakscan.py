@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import structlog
 
-import monitor.exposition
+import monitor.metrics
 import monitor.statecodec
 
 MARKER = "S3CRET"
@@ -94,15 +94,9 @@ def _install() -> None:
         configure(*args, **kwargs)
 
     structlog.configure = scanning_configure
-    # The exposition looks choose_encoder up in its own namespace on every rendering.
-    exposition: Any = monitor.exposition
-    choose = exposition.choose_encoder
-
-    def scanning_choose(accept: str) -> tuple[Callable[..., bytes], str]:
-        encoder, content_type = choose(accept)
-        return _wrap(encoder, lambda body: SCAN.check("/metrics", body)), content_type
-
-    exposition.choose_encoder = scanning_choose
+    # Every /metrics body the daemon renders (a scrape between polls reuses one of them).
+    metrics: Any = monitor.metrics.Metrics
+    metrics.expose = _wrap(metrics.expose, lambda body: SCAN.check("/metrics", body))
     monitor.statecodec.encode = _wrap(
         monitor.statecodec.encode, lambda data: SCAN.check("state file", data)
     )

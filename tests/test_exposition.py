@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterable
+from typing import cast
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.registry import Collector
 
-from monitor.exposition import Exposition
+from monitor.dli.models import Job, JobState
+from monitor.exposition import Encoder, Exposition, RegistrySource
+from monitor.metrics import Metrics, Scope
+from monitor.snapshot import Discovered, StateSummary, Transition
 from tests.fakes import FakeClock
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -34,7 +39,12 @@ def setup(max_age: float = 30) -> tuple[Exposition, Counting, Counter, FakeClock
     registry.register(counting)
     counter = Counter("polls", "Polls.", registry=registry)
     clock = FakeClock(0.0)
-    return Exposition(registry, max_age=max_age, clock=clock), counting, counter, clock
+    return (
+        Exposition(RegistrySource(registry), max_age=max_age, clock=clock),
+        counting,
+        counter,
+        clock,
+    )
 
 
 def test_scrapes_between_changes_reuse_the_rendering() -> None:
@@ -76,3 +86,41 @@ def test_scrape_time_values_are_never_older_than_max_age() -> None:
     clock.advance(1)
     exposition.render("", "")
     assert counting.collected == 2
+
+
+def test_the_daemon_s_metrics_expose_what_prometheus_client_renders_of_them() -> None:
+    """Our families render themselves; prometheus-client renders the same registry, and every
+    byte must agree, in both formats, with exemplars, escapes and level series."""
+    clock = FakeClock(1_800_000_000.0)
+    metrics = Metrics("1.2.3", clock=clock)
+    target = metrics.for_scope(Scope("proj", "cn-north-4"))
+    for queue in ("etl", 'odd"queue\\'):
+        target.init_queue(queue)
+        target.init_target(queue)
+        target.poll_succeeded(queue, 1_799_999_990.5)
+        target.poll_took(queue, 0.3)
+        job = Job("job-1", JobState.DEAD, queue, duration_ms=61_000)
+        target.record(queue, Transition(job, JobState.RUNNING, JobState.DEAD, False, 60.5, 61_000))
+        target.record(queue, Discovered(Job("job-2", JobState.SUCCESS, queue, duration_ms=5)))
+        target.rows_rejected(queue, "unknown_state", 2)
+    target.api_response("list", "200")
+    target.event_written("job.transition")
+
+    class View:
+        scope = Scope("proj", "cn-north-4")
+        export_queues = ("etl", "idle")
+        summary = StateSummary(
+            {("etl", JobState.RUNNING): 3}, {("etl", JobState.RUNNING): 1_799_999_000_000}
+        )
+        tracked_jobs = 3
+
+    metrics.add_views(lambda: [View()])
+    openmetrics = cast("Encoder", openmetrics_exposition.generate_latest)
+    for encoder, om in ((generate_latest, False), (openmetrics, True)):
+        body = metrics.expose(encoder, openmetrics=om)
+        assert body == encoder(metrics.registry)
+        oldest = (
+            b'dli_batch_job_oldest_age_seconds{project_id="proj",queue="etl",region="cn-north-4",'
+        )
+        assert oldest + b'state="running"} 1000.0\n' in body
+    assert b'# {job_id="job-1"} 61.0 ' in metrics.expose(openmetrics, openmetrics=True)
