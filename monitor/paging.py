@@ -209,6 +209,7 @@ def _assemble(
     foreign = [False, False, False]
     checked = broken = False
     spelling: str | None = None
+    queue, state, since, jobs = query.queue, query.state, query.since_ms, listing.jobs
     for offset in sorted(pages):
         page = pages[offset]
         rows += page.rows
@@ -221,12 +222,17 @@ def _assemble(
             checked = True
             broken = broken or any(a < b for a, b in itertools.pairwise(times))
         for job in page.jobs:
-            outside = query.outside(job)
-            if any(outside):
+            # query.outside() inlined for the common case (every job inside), which is per job
+            if (
+                (queue is not None and job.queue != queue)
+                or (state is not None and job.state is not state)
+                or (since is not None and job.create_time is not None and job.create_time < since)
+            ):
+                outside = query.outside(job)  # which filters the API ignored
                 foreign = [f or o for f, o in zip(foreign, outside, strict=True)]
                 continue
             # Seen twice (rows shifted under us): keep the reading from the later page.
-            listing.jobs[job.id] = job
+            jobs[job.id] = job
     ids = {job.id for page in pages.values() for job in page.jobs}
     totals = frozenset(page.total for page in pages.values())
     settled = read == len(ids) and not listing.cut_short
