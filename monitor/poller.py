@@ -270,7 +270,7 @@ class QueuePoller:
         async def confirm(tracked: ActiveJob) -> None:
             try:
                 job = await self._client.get_job(
-                    tracked.job.id, queue=tracked.job.queue, budget=budget, on_retry=on_retry
+                    tracked.id, queue=tracked.queue, budget=budget, on_retry=on_retry
                 )
             except UnknownJobState as exc:
                 if exc.state not in self._unknown_detail_states:  # logged once per spelling
@@ -280,7 +280,7 @@ class QueuePoller:
                 return
             except DLIError as exc:
                 if is_gone(exc):
-                    gone.add(tracked.job.id)
+                    gone.add(tracked.id)
                 return  # anything else leaves the job unconfirmed until a later poll
             confirmed[job.id] = job
 

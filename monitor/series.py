@@ -162,11 +162,6 @@ class Family:
         for key, value in values.items():
             self.set(key, value)
 
-    def value(self, values: LabelValues) -> float | None:
-        """A counter or gauge series' value; ``None`` if it does not exist."""
-        series = self._series.get(values)
-        return None if series is None else series.value
-
     # -- exposition ---------------------------------------------------------------------------
 
     def render(self, *, openmetrics: bool) -> str:

@@ -124,7 +124,7 @@ def test_snapshot_stays_bounded_over_thousands_of_lifecycles() -> None:
         rows = [j.row(now) for j in world.jobs.values()]
         page = parse_list_page(orjson.dumps({"total": len(rows), "sessions": rows}))
         listed = {j.id: j for j in page.jobs}
-        gone = frozenset(t.job.id for t in snap.missing(listed))
+        gone = frozenset(t.id for t in snap.missing(listed))
         diff = snap.diff(Observation(listed, gone=gone), now_ms=now, tombstone_ttl_ms=600_000)
         snap = diff.snapshot
         peak = max(peak, len(snap) + len(snap.tombstones))
