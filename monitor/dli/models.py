@@ -9,8 +9,8 @@ Two paths, one set of rules. A page is first decoded by msgspec straight into :c
 structs of the fields we keep, skipping the rest (``log``, ``req_body``, …) without building
 them: that is the documented API, and it costs a fraction of a generic JSON parse. A page the
 strict schema refuses (a row that is not an object, a number where text belongs, a float time)
-is parsed again, tolerantly, row by row; both paths give the same :class:`ListPage`
-(``tests/test_parser_equivalence.py`` compares them with the parser they replaced).
+is parsed again, tolerantly, row by row, by the parser the strict path replaced; both give the
+same :class:`ListPage` (``tests/test_parser_equivalence.py`` compares them on generated pages).
 """
 
 from __future__ import annotations
@@ -282,6 +282,12 @@ def parse_job_detail(body: bytes, *, default_queue: str = "", request_id: str | 
         state = parse_state(row.state)
         if row.id and state is not None:
             return _fast_job(row, state, default_queue)
+    return _tolerant_job_detail(body, default_queue, request_id)
+
+
+def _tolerant_job_detail(body: bytes, default_queue: str, request_id: str | None) -> Job:
+    """The same rules, on a detail the strict schema refused, or whose id or state is unusable
+    (which is then said precisely)."""
     doc = _load(body, request_id)
     try:
         return _job(doc, default_queue)
