@@ -7,30 +7,38 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
+import anyio
 from pydantic import SecretStr
 
-from monitor.dli.auth import AkSkSigner
+from monitor.dli.auth import AkSkSigner, OutgoingRequest, canonical_query
 from monitor.dli.client import ClientHooks, DLIClient
 
 __all__ = [
     "AK",
     "CONCURRENCY",
+    "LATENCY",
     "LISTING_CONCURRENCY",
     "PROJECT",
     "SK",
+    "BareClient",
+    "best",
     "figures",
     "make_client",
+    "measure",
     "row",
     "rss",
     "simulator",
 ]
 
 AK, SK, PROJECT = "BENCHACCESSKEY", "bench-secret-key", "benchproject"
+#: the simulated network latency of the listing figures (2, 3), per request
+LATENCY = 0.02
 #: requests in flight per client: the daemon's default (DLI_MONITOR_MAX_CONCURRENCY)
 CONCURRENCY = 4
 #: requests in flight in the listing figures (2, 3), as the issue that set their targets measured
@@ -97,3 +105,40 @@ def make_client(
         timeout=30,
         hooks=hooks,
     )
+
+
+def best(fn: Callable[[], object], repeat: int = 5) -> float:
+    """Best wall time of ``repeat`` runs (the least disturbed by the rest of the machine)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(fn: Callable[[], object]) -> tuple[float, float, object]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+class BareClient:
+    """The floor of a request to this server: signed and read with aiohttp, and nothing else
+    (no parsing, no paging rules, no retries, no metrics)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, in_flight: int) -> None:
+        self._session, self._url = session, url
+        self._signer = AkSkSigner.from_keys(AK, SecretStr(SK), project_id=PROJECT)
+        self._host = url.removeprefix("http://")
+        self._slots = anyio.Semaphore(in_flight)
+
+    async def get(self, query: tuple[tuple[str, str], ...]) -> None:
+        path = f"/v2.0/{PROJECT}/batches"
+        async with self._slots:
+            request = OutgoingRequest("GET", self._host, path, query)
+            headers = await self._signer.headers(request)
+            target = f"{self._url}{path}?{canonical_query(query)}"
+            async with self._session.get(target, headers=headers) as resp:
+                assert resp.status == 200, resp.status
+                await resp.read()
