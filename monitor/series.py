@@ -178,59 +178,44 @@ class Family:
             rendered = self._rendered[fmt] = "".join(parts)
         return rendered
 
-    def _prefixes(self, series: _Series) -> tuple[str, ...]:
-        labels = _labels(series.pairs)
+    def _names(self, series: _Series) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+        """Each of the series' samples: its name and labels (these never change)."""
         if self.kind == "gauge":
-            return (f"{self.name}{labels} ",)
+            return [(self.name, series.pairs)]
         if self.kind == "counter":
-            return (f"{self.name}_total{labels} ",)
-        return (
-            *(
-                f"{self.name}_bucket{_labels((*series.pairs, ('le', _go(bound))))} "
-                for bound in self._bounds
-            ),
-            f"{self.name}_count{labels} ",
-            f"{self.name}_sum{labels} ",
-        )
+            return [(f"{self.name}_total", series.pairs)]
+        buckets = [
+            (f"{self.name}_bucket", (*series.pairs, ("le", _go(bound)))) for bound in self._bounds
+        ]
+        return [*buckets, (f"{self.name}_count", series.pairs), (f"{self.name}_sum", series.pairs)]
+
+    def _values(self, series: _Series) -> list[tuple[float, Exemplar | None]]:
+        """Each of the series' samples: its value and exemplar, in :meth:`_names`' order."""
+        if self.kind != "histogram":
+            return [(series.value, series.exemplars[0])]
+        values: list[tuple[float, Exemplar | None]] = []
+        cumulative = 0.0
+        for count, exemplar in zip(series.count, series.exemplars, strict=True):
+            cumulative += count
+            values.append((cumulative, exemplar))
+        return [*values, (cumulative, None), (series.sum, None)]
 
     def _lines(self, series: _Series, *, openmetrics: bool) -> str:
-        prefixes = series.prefixes or self._prefixes(series)
-        series.prefixes = prefixes
-        if self.kind == "gauge":
-            return f"{prefixes[0]}{_go(series.value)}\n"
-        if self.kind == "counter":
-            ex = _exemplar(series.exemplars[0]) if openmetrics else ""
-            return f"{prefixes[0]}{_go(series.value)}{ex}\n"
-        lines = []
-        cumulative = 0.0
-        # zip stops at the last bucket: the two prefixes after the buckets are _count and _sum
-        for prefix, count, exemplar in zip(prefixes, series.count, series.exemplars, strict=False):
-            cumulative += count
-            ex = _exemplar(exemplar) if openmetrics else ""
-            lines.append(f"{prefix}{_go(cumulative)}{ex}\n")
-        lines.append(f"{prefixes[-2]}{_go(cumulative)}\n")
-        lines.append(f"{prefixes[-1]}{_go(series.sum)}\n")
-        return "".join(lines)
+        if not series.prefixes:
+            series.prefixes = tuple(
+                f"{name}{_labels(pairs)} " for name, pairs in self._names(series)
+            )
+        return "".join(
+            f"{prefix}{_go(value)}{_exemplar(exemplar) if openmetrics else ''}\n"
+            for prefix, (value, exemplar) in zip(series.prefixes, self._values(series), strict=True)
+        )
 
     def collect(self) -> Metric:
         """The same samples as a prometheus-client family (for a registry, and the tests)."""
         metric = Metric(self.name, self.documentation, self.kind)
         for series in self._series.values():
-            labels = dict(series.pairs)
-            if self.kind == "gauge":
-                metric.add_sample(self.name, labels, series.value)
-            elif self.kind == "counter":
-                metric.add_sample(
-                    f"{self.name}_total", labels, series.value, exemplar=series.exemplars[0]
-                )
-            else:
-                cumulative = 0.0
-                for bound, count, exemplar in zip(
-                    self._bounds, series.count, series.exemplars, strict=True
-                ):
-                    cumulative += count
-                    le = {**labels, "le": _go(bound)}
-                    metric.add_sample(f"{self.name}_bucket", le, cumulative, exemplar=exemplar)
-                metric.add_sample(f"{self.name}_count", labels, cumulative)
-                metric.add_sample(f"{self.name}_sum", labels, series.sum)
+            for (name, pairs), (value, exemplar) in zip(
+                self._names(series), self._values(series), strict=True
+            ):
+                metric.add_sample(name, dict(pairs), value, exemplar=exemplar)
         return metric
