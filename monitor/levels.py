@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from monitor.metrics import Scope
     from monitor.snapshot import StateSummary
 
-__all__ = ["BehaviourCollector", "LevelSeries", "SnapshotView"]
+__all__ = ["SCOPE_LABELS", "BehaviourCollector", "LevelSeries", "SnapshotView"]
 
-_SCOPE = ("project_id", "region")
+#: the labels every series carries, the names of :attr:`~monitor.metrics.Scope.values`
+SCOPE_LABELS = ("project_id", "region")
 
 
 class SnapshotView(Protocol):
@@ -56,17 +57,20 @@ class LevelSeries:
             "Jobs the DLI API currently lists in each state (terminal states as far back as the "
             "API's history reaches).",
             "gauge",
-            [*_SCOPE, "queue", "state"],
+            [*SCOPE_LABELS, "queue", "state"],
         )
         self.oldest = Family(
             "dli_batch_job_oldest_age_seconds",
             "Seconds the longest-waiting job now in each active state has been in it (from the "
             "API's update_time, else the poll time at which the state was first seen); 0 if none.",
             "gauge",
-            [*_SCOPE, "queue", "state"],
+            [*SCOPE_LABELS, "queue", "state"],
         )
         self.tracked = Family(
-            "dli_monitor_tracked_jobs", "Jobs held in the monitor's snapshots.", "gauge", _SCOPE
+            "dli_monitor_tracked_jobs",
+            "Jobs held in the monitor's snapshots.",
+            "gauge",
+            SCOPE_LABELS,
         )
 
     @property
@@ -84,7 +88,7 @@ class LevelSeries:
         now_ms = self._clock() * 1000
         for views in self._views:
             for view in views():
-                scope, summary = tuple(view.scope.values), view.summary
+                scope, summary = view.scope.values, view.summary
                 totals[scope] = totals.get(scope, 0) + view.tracked_jobs
                 queues = set(view.export_queues)
                 if summary is not None:
@@ -118,7 +122,7 @@ class BehaviourCollector(Collector):
                     "dli_monitor_api_behaviour_info",
                     "What the DLI API was seen to do on the points its documentation leaves "
                     "open; 'unknown' until observed.",
-                    labels=[*_SCOPE, *labels],
+                    labels=[*SCOPE_LABELS, *labels],
                 )
             family.add_metric([*scope.values, *labels.values()], 1)
         if family is not None:

@@ -22,7 +22,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from monitor.dli.models import JobState
-from monitor.levels import BehaviourCollector, LevelSeries, SnapshotView
+from monitor.levels import SCOPE_LABELS, BehaviourCollector, LevelSeries, SnapshotView
 from monitor.series import Family
 from monitor.snapshot import DIRECT_EDGES, Change, Discovered, Forgotten, Transition, Vanished
 
@@ -58,7 +58,6 @@ DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
     86400,
 )
 _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-_SCOPE = ["project_id", "region"]
 _EOF = b"# EOF\n"
 
 
@@ -71,8 +70,9 @@ class Scope:
     region: str = ""
 
     @property
-    def values(self) -> list[str]:
-        return [self.project_id, self.region]
+    def values(self) -> tuple[str, str]:
+        """The label values, in :data:`~monitor.levels.SCOPE_LABELS` order."""
+        return (self.project_id, self.region)
 
 
 class _Everything(Collector):
@@ -110,14 +110,14 @@ class Metrics:
             "dli_batch_job_transitions",
             'Observed job state transitions; from_state="new" for a job first seen after start-up.',
             "counter",
-            [*_SCOPE, "queue", "from_state", "to_state"],
+            [*SCOPE_LABELS, "queue", "from_state", "to_state"],
         )
         self.job_duration = Family(
             "dli_batch_job_duration_seconds",
             "A job's total run time, observed once when it reaches success or dead (the API's "
             "duration, else update_time - create_time).",
             "histogram",
-            [*_SCOPE, "queue", "state"],
+            [*SCOPE_LABELS, "queue", "state"],
             buckets,
         )
         self.state_duration = Family(
@@ -125,33 +125,33 @@ class Metrics:
             "Time a job spent in a state, observed when it leaves it (starting = start latency); "
             "from the API's update_time, else poll times.",
             "histogram",
-            [*_SCOPE, "queue", "state"],
+            [*SCOPE_LABELS, "queue", "state"],
             buckets,
         )
         self.up = Family(
             "dli_monitor_up",
             "1 when the last poll of the queue succeeded.",
             "gauge",
-            [*_SCOPE, "queue"],
+            [*SCOPE_LABELS, "queue"],
         )
         self.last_success = Family(
             "dli_monitor_last_success_timestamp_seconds",
             "Unix time of the last successful poll of the queue.",
             "gauge",
-            [*_SCOPE, "queue"],
+            [*SCOPE_LABELS, "queue"],
         )
         self.poll_duration = Family(
             "dli_monitor_poll_duration_seconds",
             "Wall time of one poll of the queue, retries included.",
             "histogram",
-            [*_SCOPE, "queue"],
+            [*SCOPE_LABELS, "queue"],
             _POLL_BUCKETS,
         )
         self.rejected_rows = Family(
             "dli_monitor_rejected_rows",
             'List rows skipped: reason="malformed" (no id/state) or "unknown_state".',
             "counter",
-            [*_SCOPE, "queue", "reason"],
+            [*SCOPE_LABELS, "queue", "reason"],
         )
         self.levels = LevelSeries(clock)
         self.families: tuple[Family, ...] = (
@@ -168,23 +168,23 @@ class Metrics:
         self.api_requests = Counter(
             "dli_monitor_api_requests",
             'Requests to the DLI API by endpoint and HTTP status (code="error": no response).',
-            [*_SCOPE, "endpoint", "code"],
+            [*SCOPE_LABELS, "endpoint", "code"],
             registry=r,
         )
         self.malformed = Counter(
             "dli_monitor_malformed_responses",
             "API responses that could not be read (bad JSON, wrong types) by endpoint.",
-            [*_SCOPE, "endpoint"],
+            [*SCOPE_LABELS, "endpoint"],
             registry=r,
         )
         self.events = Counter(
             "dli_monitor_events",
             "Events written to the event stream.",
-            [*_SCOPE, "event"],
+            [*SCOPE_LABELS, "event"],
             registry=r,
         )
         # prometheus-client adds the suffix: exported as dli_monitor_build_info{..., version}.
-        self.build = Info("dli_monitor_build", "Version of dli-monitor.", _SCOPE, registry=r)
+        self.build = Info("dli_monitor_build", "Version of dli-monitor.", SCOPE_LABELS, registry=r)
         self.registry = CollectorRegistry()
         self.registry.register(_Everything(self))
 
@@ -225,7 +225,7 @@ class TargetMetrics:
     def __init__(self, metrics: Metrics, scope: Scope) -> None:
         self._m = metrics
         self.scope = scope
-        self._labels = tuple(scope.values)
+        self._labels = scope.values
 
     def init_target(self, label: str) -> None:
         """Create a poller's self-metric series (``dli_monitor_up`` starts at 0: not polled yet)."""
