@@ -7,7 +7,6 @@ fresh baseline instead of reporting changes that never happened.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,9 +81,9 @@ def _tracked(row: Any) -> tuple[str, TrackedJob]:
         parsed = JobState(state)
     except ValueError:
         raise StateRejected(f"unknown job state {state!r}") from None
-    if parsed.terminal:
-        return job_id, FinishedJob(parsed, sys.intern(queue), ct)
     job = Job(job_id, parsed, queue, name, owner, app_id, kind, sc_type, ct, ut, dur)
+    if parsed.terminal:
+        return job_id, FinishedJob.of(job)
     return job_id, ActiveJob.of(job, since, rec, missing)
 
 
