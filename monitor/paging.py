@@ -53,16 +53,6 @@ class Query:
             params.append(("start", str(max(0, self.since_ms))))
         return params
 
-    def outside(self, job: Job) -> tuple[bool, bool, bool]:
-        """Whether ``job`` is outside the (queue, state, start) filter, one flag each."""
-        return (
-            self.queue is not None and job.queue != self.queue,
-            self.state is not None and job.state is not self.state,
-            self.since_ms is not None
-            and job.create_time is not None
-            and job.create_time < self.since_ms,
-        )
-
 
 @dataclass(slots=True)
 class Listing:
@@ -222,14 +212,16 @@ def _assemble(
             checked = True
             broken = broken or any(a < b for a, b in itertools.pairwise(times))
         for job in page.jobs:
-            # query.outside() inlined for the common case (every job inside), which is per job
-            if (
-                (queue is not None and job.queue != queue)
-                or (state is not None and job.state is not state)
-                or (since is not None and job.create_time is not None and job.create_time < since)
-            ):
-                outside = query.outside(job)  # which filters the API ignored
-                foreign = [f or o for f, o in zip(foreign, outside, strict=True)]
+            # Outside the (queue, state, start) filter: the API ignored that filter.
+            wrong_queue = queue is not None and job.queue != queue
+            wrong_state = state is not None and job.state is not state
+            too_old = since is not None and job.create_time is not None and job.create_time < since
+            if wrong_queue or wrong_state or too_old:
+                foreign = [
+                    foreign[0] or wrong_queue,
+                    foreign[1] or wrong_state,
+                    foreign[2] or too_old,
+                ]
                 continue
             # Seen twice (rows shifted under us): keep the reading from the later page.
             jobs[job.id] = job
