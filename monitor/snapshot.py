@@ -329,8 +329,11 @@ class JobSnapshot(Mapping[str, TrackedJob]):
         tombstones: dict[str, int],
         horizon_ms: int | None,
     ) -> JobSnapshot:
-        snapshot = cls(tombstones=tombstones, horizon_ms=horizon_ms)
+        """A snapshot of parts a diff built for it alone: taken as they are, not sorted or
+        copied again as ``__init__`` does with what a caller passes."""
+        snapshot = cls.__new__(cls)
         snapshot._active, snapshot._finished, snapshot._finished_counts = active, finished, counts
+        snapshot._tombstones, snapshot._summary, snapshot.horizon_ms = tombstones, None, horizon_ms
         return snapshot
 
 
