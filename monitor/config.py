@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=PREFIX, extra="forbid", case_sensitive=False, frozen=True
     )
+    #: False: only the values given to the constructor count (see :func:`given_settings`)
+    _read_environment: ClassVar[bool] = True
 
     project_id: str | None = None
     region: str | None = None
@@ -250,6 +252,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not cls._read_environment:
+            return (init_settings,)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         secrets_dir = settings_cls.model_config.get("secrets_dir")
         if secrets_dir:
@@ -309,16 +313,7 @@ def _one_line(exc: ValidationError, names: Mapping[str, str] | None = None) -> s
 class _GivenSettings(Settings):
     """Settings from the values given, and nothing else: no environment, no file."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
+    _read_environment = False
 
 
 def given_settings(names: Mapping[str, str], **values: Any) -> Settings:
