@@ -28,6 +28,7 @@ from monitor.config import (
     unknown_variables,
 )
 from monitor.dli.models import JobState
+from monitor.redact import one_line
 from monitor.simulator.api import ApiVariant
 from monitor.simulator.app import Faults, Simulator, running_simulator
 from monitor.simulator.world import Lifecycle, World
@@ -42,7 +43,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the flag, and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"dli-monitor: invalid usage: {message} (see {self.prog} --help)\n")
+        self.exit(2, _line(f"invalid usage: {message} (see {self.prog} --help)") + "\n")
+
+
+def _line(message: str) -> str:
+    """What the command says on stderr: one line, whatever the message echoes."""
+    return f"dli-monitor: {one_line(message)}"
 
 
 def _number(
@@ -156,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command in ("run", "check"):
         for warning in unknown_variables(os.environ):  # a typo is a warning, not a stop
-            print(f"dli-monitor: warning: {warning}", file=sys.stderr)
+            print(_line(f"warning: {warning}"), file=sys.stderr)
     try:
         if args.command == "run":
             return _run(load_settings(args.config))
@@ -169,10 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return anyio.run(_simulate, args)
     except ConfigError as exc:
-        print(f"dli-monitor: {exc}", file=sys.stderr)
+        print(_line(str(exc)), file=sys.stderr)
         return 2
     except ListenError as exc:  # the port is taken, or not ours to bind
-        print(f"dli-monitor: {exc}", file=sys.stderr)
+        print(_line(str(exc)), file=sys.stderr)
         return 1
     except BrokenPipeError:
         return _stdout_closed()
@@ -189,7 +195,7 @@ def _stdout_closed() -> int:
     """stdout (the event stream) was closed by its reader: `dli-monitor run | head -1`."""
     # Point it at /dev/null so the interpreter's last flush does not fail a second time.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    print("dli-monitor: stdout was closed; no event can be written", file=sys.stderr)
+    print(_line("stdout was closed; no event can be written"), file=sys.stderr)
     return 1
 
 

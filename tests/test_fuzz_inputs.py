@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from monitor import statecodec
@@ -269,6 +269,8 @@ DEMO_FLAGS = ["--interval", "--seed", "--log-format", "--duration", "--listen", 
 
 @fuzz(40)
 @given(st.lists(st.tuples(st.sampled_from(DEMO_FLAGS), flag_values), max_size=4))
+@example([("--bogus", "\x85")])  # NEL: a line break to str.splitlines, echoed by argparse
+@example([("--bogus", "a\u2028b")])
 def test_any_demo_flags_give_an_exit_status_and_one_line(
     flags: list[tuple[str, str]],
 ) -> None:

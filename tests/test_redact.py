@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, Settings, load_settings
-from monitor.redact import redact_text, redact_url
+from monitor.redact import one_line, redact_text, redact_url
 from tests.leakscan import find_leaks
 
 SECRET = "pa55-S3CRET-9d8f"
@@ -24,6 +24,19 @@ SECRET = "pa55-S3CRET-9d8f"
 def test_credentials_in_a_url_are_replaced(url: str, shown: str) -> None:
     assert redact_url(url) == shown
     assert redact_text(f"cannot reach {url} now") == f"cannot reach {shown} now"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("unrecognized arguments: --bogus \x85", "unrecognized arguments: --bogus \\x85"),
+        ("a\nb\rc\u2028d\x1be", "a\\nb\\rc\\u2028d\\x1be"),
+        ("queue 'ü-etl' is fine", "queue 'ü-etl' is fine"),
+    ],
+)
+def test_one_line_escapes_what_would_break_or_hide_the_line(text: str, shown: str) -> None:
+    assert one_line(text) == shown
+    assert len(one_line(text).splitlines()) == 1
 
 
 @pytest.mark.parametrize("key", ["secret_key", "secret", "password", "sk_value"])
