@@ -1,5 +1,18 @@
-"""``python -m monitor`` behaves like the ``dli-monitor`` command."""
+"""The ``dli-monitor`` command's entry point; ``python -m monitor`` runs the same."""
 
-from monitor.cli import main
+from __future__ import annotations
 
-raise SystemExit(main())
+
+def main() -> int:
+    # Before the imports below, which take most of a second: a SIGTERM from then on is a
+    # graceful stop, not the default kill (see monitor.shutdown).
+    from monitor import shutdown
+
+    shutdown.hold()
+    from monitor.cli import main as command
+
+    return command()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

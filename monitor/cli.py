@@ -10,7 +10,6 @@ import argparse
 import math
 import os
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +18,7 @@ from typing import NoReturn
 
 import anyio
 
-from monitor import __version__
+from monitor import __version__, shutdown
 from monitor.config import (
     ConfigError,
     Settings,
@@ -169,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from monitor.check import check
 
+            shutdown.release()  # a one-shot command: a signal ends it as by default
             return anyio.run(check, load_settings(args.config))
         if args.command == "demo":
             return anyio.run(_demo, args)
@@ -313,11 +313,13 @@ async def _simulate(args: argparse.Namespace) -> int:
         variant=variant,
         gateway_limit=args.gateway_limit,
     )
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(*shutdown.SIGNALS) as signals:
         async with running_simulator(sim, args.host, args.port) as url:
             counts = {s.value: sum(world.counts(q)[s] for q in queues) for s in JobState}
             print(f"simulating DLI project {args.project_id} at {url} (jobs: {counts})", flush=True)
-            # As PID 1 in a container SIGTERM has no default action: stop on it explicitly.
-            async for _ in signals:
-                break
+            # As PID 1 in a container SIGTERM has no default action: stop on it explicitly (or
+            # at once on one held while the process started).
+            if shutdown.pending() is None:
+                async for _ in signals:
+                    break
     return 0

@@ -17,7 +17,7 @@ import aiohttp
 import anyio
 from anyio.abc import TaskStatus
 
-from monitor import __version__
+from monitor import __version__, shutdown
 from monitor.config import Settings
 from monitor.dli.auth import AkSkSigner, NoAuth, Signer, TokenAuth
 from monitor.dli.credentials import (
@@ -168,9 +168,13 @@ class Daemon:
     async def _watch_signals(
         self, scope: anyio.CancelScope, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(*shutdown.SIGNALS) as signals:
             task_status.started()
-            async for signum in signals:
-                self._stop_reason = signal.Signals(signum).name
-                scope.cancel()
-                return
+            # One that arrived while the process was starting was held for this receiver.
+            held = shutdown.pending()
+            if held is None:
+                async for signum in signals:
+                    held = signal.Signals(signum)
+                    break
+            self._stop_reason = held.name if held is not None else None
+            scope.cancel()

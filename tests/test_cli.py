@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -259,6 +260,45 @@ def test_sigterm_exits_0_within_5_seconds() -> None:
     assert proc.returncode == 0, err
     assert time.monotonic() - started < 5
     assert '"reason":"SIGTERM"' in out
+
+
+def _catches(pid: int, signum: signal.Signals) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``signum`` (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("command", ["run", "simulate", "demo"])
+def test_sigterm_while_starting_is_a_graceful_stop(command: str) -> None:
+    """`kubectl delete pod` may come while the process still imports: exit 0, never -15."""
+    port = free_port()
+    args = {
+        "run": ["run"],
+        "simulate": ["simulate", "--port", str(port)],
+        "demo": ["demo", "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
+    }[command]
+    env = {**BASE_ENV, "DLI_MONITOR_LISTEN": f"127.0.0.1:{port}", "DLI_MONITOR_LOG_FORMAT": "json"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DLI_MONITOR_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "monitor", *args],
+        env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        # As soon as the command can be signalled gracefully: the handler is its first statement,
+        # so the signal lands during the imports that follow (they take most of a second).
+        deadline = time.monotonic() + 20
+        while not _catches(proc.pid, signal.SIGTERM):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, (out, err)
+    assert "Traceback" not in err, err
 
 
 @pytest.mark.parametrize(
