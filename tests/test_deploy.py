@@ -75,6 +75,7 @@ def dashboard_exprs() -> list[str]:
     return [t["expr"] for p in doc["panels"] for t in p["targets"]]
 
 
+@pytest.mark.needs("hadolint")
 def test_dockerfile_passes_hadolint_and_matches_the_version() -> None:
     run(require_tool("hadolint"), "Dockerfile")
     text = (ROOT / "Dockerfile").read_text()
@@ -141,6 +142,7 @@ def assert_config(docs: list[dict[str, Any]]) -> dict[str, str]:
     return config
 
 
+@pytest.mark.needs("kubectl")
 @pytest.mark.parametrize("path", ["base", "overlays/multi-queue", "overlays/plain-prometheus"])
 def test_standalone_is_one_replica_that_never_overlaps(path: str) -> None:
     docs = kustomize(KUBERNETES / path)
@@ -171,6 +173,7 @@ def test_standalone_is_one_replica_that_never_overlaps(path: str) -> None:
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
 
 
+@pytest.mark.needs("kubectl")
 def test_sidecar_component_on_the_sample_workload() -> None:
     docs = kustomize(KUBERNETES / "examples" / "sidecar")
     host = next(d for d in docs if d["kind"] == "Deployment")
@@ -191,6 +194,7 @@ def test_sidecar_component_on_the_sample_workload() -> None:
     assert any(d["kind"] == "PrometheusRule" for d in docs)
 
 
+@pytest.mark.needs("kubectl")
 def test_sidecar_component_joins_a_statefulset_without_touching_its_own_volumes(
     tmp_path: Path,
 ) -> None:
@@ -256,6 +260,7 @@ def test_prometheus_rule_is_generated_from_the_rules_file() -> None:
     assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
 
 
+@pytest.mark.needs("promtool")
 def test_rules_pass_promtool_check_and_unit_tests() -> None:
     promtool = require_tool("promtool")
     run(promtool, "check", "rules", str(RULES))
@@ -278,6 +283,7 @@ def test_every_alert_is_documented_and_tested_both_ways() -> None:
         assert any(not c["exp_alerts"] for c in mine), f"{name} has no not-firing test"
 
 
+@pytest.mark.needs("promtool")
 def test_dashboard_and_rules_use_only_exported_metrics_and_parse(tmp_path: Path) -> None:
     known = exported_names() | recorded_names()
     rules = yaml.safe_load(RULES.read_text())
@@ -358,6 +364,7 @@ def test_compose_file_wires_simulator_monitor_prometheus_grafana() -> None:
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["monitor:10071"]
 
 
+@pytest.mark.needs("kubectl")
 def test_sharded_overlay_is_a_statefulset_whose_shards_match_its_replicas(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

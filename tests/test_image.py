@@ -99,6 +99,7 @@ def stop(podman: Podman, name: str) -> tuple[int, float]:
     return status, time.monotonic() - started
 
 
+@pytest.mark.needs("podman", "mmdebstrap")
 def test_the_image_runs_read_only_as_10001_and_watches_a_simulator_container(
     podman: Podman, tmp_path: Path
 ) -> None:

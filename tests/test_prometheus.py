@@ -86,6 +86,7 @@ async def until(query: Query, expr: str, rows: int) -> list[dict[str, Any]]:
     return result
 
 
+@pytest.mark.needs("prometheus")
 async def test_a_real_prometheus_scrapes_every_series() -> None:
     async with running_daemon() as daemon, running_prometheus(daemon.addresses) as query:
         series = [r["metric"] for r in await until(query, "dli_batch_jobs", len(QUEUES) * 5)]
@@ -111,6 +112,7 @@ async def _active_counts(address: str) -> dict[tuple[str, str], float]:
     return counts
 
 
+@pytest.mark.needs("prometheus")
 async def test_recording_rules_keep_two_projects_with_the_same_queues_apart() -> None:
     """Two daemons, two projects, both with queues etl and adhoc: every recorded series is one
     project's own, equal to what that project's daemon exports."""

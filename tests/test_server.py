@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import anyio
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Settings
@@ -71,6 +72,7 @@ async def get(address: str, path: str, accept: str = "") -> tuple[int, str, str]
         return r.status, r.headers["Content-Type"], await r.text()
 
 
+@pytest.mark.needs("promtool")
 async def test_text_format_carries_every_contract_metric_and_passes_promtool() -> None:
     async with running_daemon() as daemon:
         status, ctype, text = await get(daemon.addresses[0], "/metrics")
@@ -159,6 +161,7 @@ async def test_no_created_series_and_only_series_that_can_move() -> None:
     assert in_state == {"starting", "running", "recovering"}, "terminal states are never left"
 
 
+@pytest.mark.needs("promtool")
 async def test_gzip_on_request_and_promtool_accepts_every_byte() -> None:
     async with running_daemon() as daemon, aiohttp.ClientSession(auto_decompress=False) as s:
         url = f"http://{daemon.addresses[0]}/metrics"

@@ -235,6 +235,7 @@ async def test_rejected_keys_and_throttling_of_two_targets_never_slow_the_third(
     assert verdict.expected > 10 and verdict.precision == verdict.recall == 1.0, str(verdict)
 
 
+@pytest.mark.needs("prometheus")
 async def test_prometheus_totals_from_two_shards_equal_one_unsharded_daemon(
     tmp_path: Path,
 ) -> None:
