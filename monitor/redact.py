@@ -13,8 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["one_line", "redact_text", "redact_url"]
 
-#: scheme://user[:password]@ anywhere in a text
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+#: scheme://user[:password]@ anywhere in a text. The userinfo ends at the *last* "@" before the
+#: authority ends (as urlsplit reads it): a password may itself hold "@" ("p@ss").
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#]*@")
 
 
 def redact_url(url: str) -> str:

@@ -30,7 +30,9 @@ import monitor.statecodec
 
 MARKER = "S3CRET"
 #: a credential in a URL; "***@" is what redaction leaves, so it does not match
-URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@\"'<>]+:[^/\s@\"'<>]+@", re.I)
+URL_CREDENTIALS = re.compile(
+    r"[a-z][a-z0-9+.-]*://(?:[^/\s:@\"'<>]+:[^/\s\"'<>]+|\*\*\*@[^/\s\"'<>]*)@", re.I
+)
 
 
 def find_leaks(text: str) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.redact import one_line, redact_text, redact_url
@@ -18,12 +20,38 @@ SECRET = "pa55-S3CRET-9d8f"
     [
         (f"http://admin:{SECRET}@127.0.0.1:8080/x", "http://***@127.0.0.1:8080/x"),
         (f"https://{SECRET}@dli.example.com", "https://***@dli.example.com"),
+        # a password with "@" in it: the userinfo ends at the last "@" of the authority
+        ("https://user:p@ss@host/x", "https://***@host/x"),
+        (f"http://u:{SECRET}@@127.0.0.1:9/a@b?c=d@e", "http://***@127.0.0.1:9/a@b?c=d@e"),
+        ("http://127.0.0.1:9/path@x?q=a@b", "http://127.0.0.1:9/path@x?q=a@b"),
         ("https://dli.cn-north-4.myhuaweicloud.com", "https://dli.cn-north-4.myhuaweicloud.com"),
     ],
 )
 def test_credentials_in_a_url_are_replaced(url: str, shown: str) -> None:
     assert redact_url(url) == shown
     assert redact_text(f"cannot reach {url} now") == f"cannot reach {shown} now"
+
+
+@given(
+    user=st.text(
+        alphabet=st.characters(
+            blacklist_characters="/?#@ \t\n\r\x0b\x0c",
+            blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"),
+        ),
+        min_size=1,
+    ),
+    password=st.text(
+        alphabet=st.characters(
+            blacklist_characters="/?#", blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")
+        ),
+        min_size=1,
+    ),
+)
+@example(user="user", password="p@ss")
+def test_no_part_of_a_url_password_survives_redaction(user: str, password: str) -> None:
+    url = f"https://{user}:{password}@127.0.0.1:9/x"
+    assert redact_url(url) == "https://***@127.0.0.1:9/x"
+    assert redact_text(f"cannot reach {url} now") == "cannot reach https://***@127.0.0.1:9/x now"
 
 
 @pytest.mark.parametrize(
@@ -73,5 +101,7 @@ def test_the_leak_scan_finds_markers_and_url_credentials_and_nothing_else() -> N
     assert find_leaks('{"sk": "sk-S3CRET-1"}')
     assert find_leaks("GET http://admin:pa55@127.0.0.1:9/x")
     assert find_leaks("endpoint=https://u:p@dli.example.com")
+    assert find_leaks("https://user:p@ss@host/x")
+    assert find_leaks("https://***@ss@host/x"), "what a redaction stopping at the first @ left"
     assert not find_leaks("http://***@127.0.0.1:9 and http://127.0.0.1:9/v2.0/p1/batches")
     assert not find_leaks("DLI_MONITOR_SK is set but empty; see DLI_MONITOR_SECRETS_DIR")
