@@ -57,6 +57,19 @@ def test_a_credential_set_but_blank_is_a_configuration_error(
         ("queues = 5", "DLI_MONITOR_QUEUES: must be a comma-separated string or a list (got 5)"),
         ("queues = [1, 2]", "DLI_MONITOR_QUEUES: queue names are strings"),
         ("duration_buckets = 5", "DLI_MONITOR_DURATION_BUCKETS: must be a comma-separated"),
+        # two le="10.0" series would make Prometheus reject the whole scrape
+        (
+            "duration_buckets = '10,10,60'",
+            "DLI_MONITOR_DURATION_BUCKETS: must be positive numbers in increasing order",
+        ),
+        (
+            "duration_buckets = '60,10'",
+            "DLI_MONITOR_DURATION_BUCKETS: must be positive numbers in increasing order",
+        ),
+        (
+            "duration_buckets = '0,10'",
+            "DLI_MONITOR_DURATION_BUCKETS: must be positive numbers in increasing order",
+        ),
         ("poll_interval = 'soon'", "DLI_MONITOR_POLL_INTERVAL: Input should be a valid number"),
         ("secret = 'hunter2-secret'", "DLI_MONITOR_SECRET: is not a known setting"),
         ("poll_interval = ", "Invalid value"),

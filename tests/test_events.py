@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 
+import msgspec
 import orjson
 
 from monitor.dli.models import Job, JobState
 from monitor.events import EventLog, LogLevel, configure_logging, event_id
-from monitor.snapshot import Discovered, Transition, Vanished
+from monitor.snapshot import Discovered, JobSnapshot, Observation, Transition, Vanished
 
 JOB = Job(
     "0a324461-d9d9-45da-a52a-3b3c7a3d809e",
@@ -20,6 +21,13 @@ JOB = Job(
     kind="spark",
     sc_type="A",
 )
+T0 = 1_700_000_000_000
+
+
+def job_in(state: JobState) -> Job:
+    return msgspec.structs.replace(JOB, state=state)
+
+
 JOB_KEYS = {
     "event",
     "timestamp",
@@ -154,3 +162,31 @@ def test_events_carry_the_region_when_it_is_known() -> None:
     assert (first["project_id"], first["region"]) == ("p1", "cn-north-4")
     assert "region" not in second, "no region invented for a private endpoint"
     assert first["event_id"] == second["event_id"], "the contract's id does not change"
+
+
+def test_a_repeated_change_written_twice_has_two_ids_and_a_replay_the_same_ones() -> None:
+    """Through the snapshot and EventLog, as the poller writes them: a job's second
+    recovering -> running is a new event (a deduplicating pipeline must keep it), and the same
+    history reported again (a replay after a crash) gives the same ids."""
+
+    def written() -> list[dict[str, object]]:
+        out = io.StringIO()
+        configure_logging("json", out)
+        log = EventLog("p1")
+        snap = JobSnapshot.baseline([job_in(JobState.RUNNING)], now_ms=T0)
+        cycle = [JobState.RECOVERING, JobState.RUNNING, JobState.RECOVERING, JobState.RUNNING]
+        for i, state in enumerate(cycle):
+            diff = snap.diff(Observation({JOB.id: job_in(state)}), now_ms=T0 + 1000 * (i + 1))
+            for change in diff.changes:
+                log.change("etl", change)
+            snap = diff.snapshot
+        return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+    events = written()
+    moves = [(e["from_state"], e["to_state"]) for e in events]
+    assert moves == [("running", "recovering"), ("recovering", "running")] * 2
+    ids = [e["event_id"] for e in events]
+    assert len(set(ids)) == 4, "each occurrence has its own id"
+    assert ids[0] == event_id("p1", JOB.id, "job.transition", "running", "recovering")
+    assert ids[2] == event_id("p1", JOB.id, "job.transition", "running", "recovering", 2)
+    assert [e["event_id"] for e in written()] == ids, "a replay gives the same ids"

@@ -236,11 +236,17 @@ async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_no
     rig.clock.advance(180)
     rig.world.delete(rig.active())
     world_source.stall = True
+    summary = rig.poller.summary
     with capture_logs() as logs, anyio.move_on_after(0.2):
         await rig.poller.poll()
     assert job_events(logs) == []
     assert isinstance(rig.poller.strategy, IncrementalListing)
     assert rig.incremental().watermark_ms == watermark
+    # Whole or nothing, the API-counted terminal totals included (dli_batch_jobs is read from
+    # the summary): the cut-off poll had read a success count one higher (the short job).
+    assert summary is not None
+    assert rig.poller.summary == summary
+    assert summary.counts[("etl", S.SUCCESS)] == rig.world.counts("etl")[S.SUCCESS] - 1
     world_source.stall = False
     rig.clock.advance(30)
     reported = job_events(await rig.poll())

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import cast
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import Metric
@@ -63,6 +63,10 @@ ops = st.lists(st.tuples(label_values, values, job_ids), max_size=12)
 
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(["counter", "gauge", "histogram"]), ops, st.lists(label_values, max_size=3))
+# a counter's exemplar carries the increment, not the running total
+@example("counter", [(("q", "running"), 1.0, "job-1"), (("q", "running"), 2.0, 'odd"id')], [])
+# a histogram's exemplar sits in the bucket its value falls in, a bound included
+@example("histogram", [(("q", "dead"), 10.0, "job-1"), (("q", "dead"), 10.5, None)], [])
 def test_renders_the_bytes_prometheus_client_renders(
     kind: Kind,
     changes: list[tuple[tuple[str, str], float, str | None]],
@@ -106,6 +110,15 @@ def test_renders_the_bytes_prometheus_client_renders(
     # ...and prometheus-client writes them as we did
     for mine, reference in both_formats(family):
         assert mine == reference
+
+
+def test_a_counter_exemplar_is_the_last_increment_with_its_job() -> None:
+    family = Family("t", "T.", "counter", LABELS, clock=FakeClock(1_700_000_000.5))
+    family.inc(("q", "dead"), 1.0, {"job_id": "first"})
+    family.inc(("q", "dead"), 2.0, {"job_id": "second"})
+    assert family.render(openmetrics=True).splitlines()[2] == (
+        't_total{queue="q",state="dead"} 3.0 # {job_id="second"} 2.0 1700000000.5'
+    )
 
 
 def test_a_change_renders_again_only_what_changed() -> None:

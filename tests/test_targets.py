@@ -102,6 +102,25 @@ def test_the_owner_of_a_pair_is_stable_and_spreads_evenly() -> None:
 
 
 @pytest.mark.parametrize(
+    ("project", "queue", "owners"),
+    [
+        # FNV-1a 64 of "project\x1fqueue" modulo 3, 4 and 5, computed apart from the product
+        # (FNV-1, which multiplies before it xors, gives (0, 0, 0), (0, 2, 1), (2, 3, 3), ...;
+        # with 2 shards the two agree on parity, so only 3 or more tell them apart).
+        ("p1", "etl", (2, 2, 2)),
+        ("p1", "adhoc", (1, 0, 4)),
+        ("projecta", "ml", (0, 3, 3)),
+        ("0123456789abcdef", "reporting", (1, 0, 4)),
+        ("p2", "etl", (0, 3, 2)),
+    ],
+)
+def test_the_owner_is_fnv_1a_so_every_version_splits_the_pairs_the_same_way(
+    project: str, queue: str, owners: tuple[int, int, int]
+) -> None:
+    assert tuple(owner(project, queue, total) for total in (3, 4, 5)) == owners
+
+
+@pytest.mark.parametrize(
     ("setting", "total", "hostname", "index"),
     [
         (None, 1, "anything", 0),
