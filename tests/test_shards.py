@@ -29,6 +29,7 @@ from monitor.daemon import Daemon
 from monitor.events import configure_logging
 from monitor.simulator import Faults, Lifecycle, Simulator, World, running_simulator
 from tests.harness import free_port, running
+from tests.polltimes import timing_polls
 from tests.test_e2e import FAST
 from tests.test_prometheus import running_prometheus, until
 from tests.truth import compare, parse_events
@@ -168,6 +169,11 @@ async def test_shards_report_exactly_the_true_changes_each_pair_polled_once(
                 p.sim.world.history,
                 baseline_ms=baseline_ms[project],
                 end_ms=end_ms[project],
+                # Six replica processes share the machine, out of reach of tests/polltimes.py:
+                # a state is certainly seen when it outlasts two intervals (one poll lost to a
+                # slow start is made good by the next) plus 0.5 s, the longest a poll of these
+                # small worlds (15 jobs a queue, one page) was measured to take with all six
+                # running on 2 cores under the suite's other workers.
                 min_seen_ms=int((2 * INTERVAL + 0.5) * 1000),
             )
             print(f"M={m} {project}: {verdict}")
@@ -194,7 +200,9 @@ def counting_polls(daemon: Daemon, project: str) -> Iterator[list[float]]:
     counts.append(polls())
 
 
-async def test_rejected_keys_and_throttling_of_two_targets_never_slow_the_third() -> None:
+async def test_rejected_keys_and_throttling_of_two_targets_never_slow_the_third(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     out = io.StringIO()
     configure_logging("json", out)
     async with simulators(FAST) as sims:
@@ -212,13 +220,14 @@ async def test_rejected_keys_and_throttling_of_two_targets_never_slow_the_third(
             targets=tuple(tables),
         )
         daemon = Daemon(settings)
-        async with running(daemon, ready=False):
-            await anyio.sleep(1)  # every target has started
-            baseline_ms = sims[healthy].sim.world.now_ms
-            with counting_polls(daemon, healthy) as counts:
-                await anyio.sleep(4)
-            end_ms = sims[healthy].freeze()
-            await anyio.sleep(6 * INTERVAL + 1)
+        with timing_polls(monkeypatch) as timing:
+            async with running(daemon, ready=False):
+                await anyio.sleep(1)  # every target has started
+                baseline_ms = sims[healthy].sim.world.now_ms
+                with counting_polls(daemon, healthy) as counts:
+                    await anyio.sleep(4)
+                end_ms = sims[healthy].freeze()
+                await timing.settle(after=end_ms / 1000, project_id=healthy)
     polls = counts[1] - counts[0]
     expected = len(QUEUES) * 4 / INTERVAL
     assert polls >= 0.85 * expected, f"{polls} polls of the healthy target, {expected} due"
@@ -230,7 +239,7 @@ async def test_rejected_keys_and_throttling_of_two_targets_never_slow_the_third(
         sims[healthy].sim.world.history,
         baseline_ms=baseline_ms,
         end_ms=end_ms,
-        min_seen_ms=int((2 * INTERVAL + 0.5) * 1000),
+        min_seen_ms=timing.min_seen_ms(healthy, after_ms=baseline_ms),
     )
     assert verdict.expected > 10 and verdict.precision == verdict.recall == 1.0, str(verdict)
 

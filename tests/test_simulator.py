@@ -196,3 +196,27 @@ async def test_the_gateway_throttles_the_request_one_over_its_limit_in_a_second(
                 answers.append((resp.status, (await resp.json()).get("error_code")))
     assert answers == [(200, None), (200, None), (429, "APIG.0308")]
     assert sim.gateway_throttled == 1
+
+
+def test_churn_moves_rows_as_often_as_jobs_arrive_and_never_grows_the_world() -> None:
+    """Churn during paging (a fault of the chaos tests) shifts rows: a job deleted behind the
+    pager, the next arrival at the front. It must not add jobs of its own: a world growing with
+    every list request made late polls of the chaos suite take hundreds of requests."""
+    lifecycle = Lifecycle(starting=(1, 2), running=(2, 6), recovering=(1, 2), arrival_interval=2.0)
+    churned = World(P, ("etl",), seed=3, now_ms=NOW, lifecycle=lifecycle, history_limit=15)
+    calm = World(P, ("etl",), seed=3, now_ms=NOW, lifecycle=lifecycle, history_limit=15)
+    sizes: list[int] = []
+    moved = 0
+    for step in range(1, 2001):  # 100 s, one list request every 50 ms
+        for w in (churned, calm):
+            w.advance(NOW + step * 50)
+        front = churned.select(queue="etl")[0].id
+        churned.churn("etl")
+        moved += churned.select(queue="etl")[0].id != front
+        sizes.append(len(churned.jobs) - len(calm.jobs))
+    arrivals = 100 / lifecycle.arrival_interval
+    assert arrivals / 2 < moved < arrivals * 2, "rows move about as often as jobs arrive"
+    assert max(sizes) <= 15, (
+        f"no bigger than the calm world but for the pulled-in arrivals: {sizes}"
+    )
+    assert len(churned.jobs) < 60

@@ -325,14 +325,24 @@ class World:
         self._schedule(job)
 
     def churn(self, queue: str) -> None:
-        """A new job arrives and the longest-finished job is deleted (if one is past the
-        retention floor), right now."""
+        """Rows move right now, as they do while a client pages: the longest-finished job is
+        deleted (if one is past the retention floor) and the queue's next arrival comes at once.
+
+        The arrival is brought forward, not added: the one after it keeps its own gap from the
+        original instant, and an arrival more than one mean gap away is not pulled in. So churn
+        moves rows as often as jobs arrive, and the world stays the size its lifecycle makes it
+        (a fault that grew it would make late polls slower and slower, with nothing real behind).
+        """
         if queue not in self.queues:
             return
         expired = self._expired(queue)
         if expired:
             del self.jobs[expired[0].id]
-        self.submit(queue)  # bumps the version
+            self._version += 1
+        due = self._next_arrival[queue]
+        if due - self.now_ms <= self.lifecycle.arrival_interval * 1000:
+            self.submit(queue)  # bumps the version
+            self._next_arrival[queue] = max(due, self.now_ms) + self._arrival_gap()
 
     def delete(self, job_id: str) -> SimJob | None:
         """Remove a job entirely (as a deleted job disappears from the API)."""
