@@ -112,33 +112,60 @@ def _outcome(parse: Callable[[], object]) -> object:
         return (type(exc).__name__, str(exc), getattr(exc, "request_id", None))
 
 
-@settings(max_examples=400, deadline=None)
-@given(pages())
-@example(b'{"sessions": [{"id": "a", "state": "running", "create_time": 1.5}], "total": 1}')
-@example(b'{"sessions": [{"id": "a", "state": "running", "id": 7}], "total": 1}')
-@example(b'{"sessions": [{"id": "a", "state": "running"}], "total": true}')
-@example(b'{"sessions": [{"id": "a", "state": "running"}], "total": -1}')
-@example(b'{"sessions": [{"id": "a", "state": "running", "duration": 99999999999999999999}]}')
-@example(b'{"sessions": [{"id": "a", "state": "running", "name": "\\ud800"}]}')
-@example(b'{"sessions": [{"id": "a", "state": "running"}]} trailing')
-@example(b"\xef\xbb\xbf{}")
-def test_list_pages_parse_as_before(body: bytes) -> None:
+LIST_PAGE_EXAMPLES = (
+    b'{"sessions": [{"id": "a", "state": "running", "create_time": 1.5}], "total": 1}',
+    b'{"sessions": [{"id": "a", "state": "running", "id": 7}], "total": 1}',
+    b'{"sessions": [{"id": "a", "state": "running"}], "total": true}',
+    b'{"sessions": [{"id": "a", "state": "running"}], "total": -1}',
+    b'{"sessions": [{"id": "a", "state": "running", "duration": 99999999999999999999}]}',
+    b'{"sessions": [{"id": "a", "state": "running", "name": "\\ud800"}]}',
+    b'{"sessions": [{"id": "a", "state": "running"}]} trailing',
+    b"\xef\xbb\xbf{}",
+)
+DETAIL_EXAMPLES = (
+    b'{"id": "a", "state": "Running", "appId": null}',
+    b'{"id": "", "state": "running"}',
+    b'{"id": "a", "state": "zombie"}',
+)
+
+
+def with_examples(
+    test: Callable[[bytes], None], examples: tuple[bytes, ...]
+) -> Callable[[bytes], None]:
+    for body in reversed(examples):
+        test = example(body)(test)
+    return test
+
+
+def list_page_parses_as_before(body: bytes) -> None:
     new = _outcome(lambda: parse_list_page(body, default_queue="dq", request_id="rid"))
     event("fast path" if _fast(body) else "tolerant path")
     old = _outcome(lambda: models._tolerant_list_page(body, "dq", "rid"))
     assert new == old
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.one_of(documented_rows, rows).map(str.encode))
-@example(b'{"id": "a", "state": "Running", "appId": null}')
-@example(b'{"id": "", "state": "running"}')
-@example(b'{"id": "a", "state": "zombie"}')
-def test_job_details_parse_as_before(body: bytes) -> None:
+def job_detail_parses_as_before(body: bytes) -> None:
     event("fast path" if _fast(b'{"sessions": [' + body + b"]}") else "tolerant path")
     new = _outcome(lambda: parse_job_detail(body, default_queue="dq", request_id="rid"))
     old = _outcome(lambda: models._tolerant_job_detail(body, "dq", "rid"))
     assert new == old
+
+
+# The fast tier (and each mutant) runs the pinned examples and a short random search; the slow
+# tier runs a long one, so a parser change is first judged in seconds and then thoroughly.
+detail_bodies = st.one_of(documented_rows, rows).map(str.encode)
+test_list_pages_parse_as_before = settings(max_examples=100, deadline=None)(
+    given(pages())(with_examples(list_page_parses_as_before, LIST_PAGE_EXAMPLES))
+)
+test_job_details_parse_as_before = settings(max_examples=100, deadline=None)(
+    given(detail_bodies)(with_examples(job_detail_parses_as_before, DETAIL_EXAMPLES))
+)
+test_list_pages_parse_as_before_thoroughly = pytest.mark.slow(
+    settings(max_examples=1000, deadline=None)(given(pages())(list_page_parses_as_before))
+)
+test_job_details_parse_as_before_thoroughly = pytest.mark.slow(
+    settings(max_examples=600, deadline=None)(given(detail_bodies)(job_detail_parses_as_before))
+)
 
 
 def test_the_documented_page_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,8 +62,17 @@ async def running_daemon() -> AsyncIterator[Daemon]:
             )
         )
         async with running(d):
-            await anyio.sleep(2)  # long enough for transitions and exemplars to exist
+            # until transitions (and so their exemplars) exist: a job starts in 0.3-0.8 s
+            with anyio.fail_after(10):
+                while written(d, "job.transition") < 3:
+                    await anyio.sleep(0.02)
             yield d
+
+
+def written(daemon: Daemon, event: str) -> float:
+    """How many ``event`` events the daemon has written (dli_monitor_events_total)."""
+    labels = {"project_id": PROJECT, "region": "", "event": event}
+    return daemon.metrics.registry.get_sample_value("dli_monitor_events_total", labels) or 0
 
 
 async def get(address: str, path: str, accept: str = "") -> tuple[int, str, str]:

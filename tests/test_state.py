@@ -342,6 +342,18 @@ def test_at_most_a_few_rejected_files_are_kept(
     ]
 
 
+def polls(daemon: Daemon) -> float:
+    """Polls the daemon has made (each applied, as nothing fails here), all queues together."""
+    return sum(
+        daemon.metrics.registry.get_sample_value(
+            "dli_monitor_poll_duration_seconds_count",
+            {"project_id": PROJECT, "region": "", "queue": queue},
+        )
+        or 0
+        for queue in QUEUES
+    )
+
+
 async def test_save_failures_are_one_line_per_change_and_a_rejected_file_starts_at_warning(
     tmp_path: Path,
 ) -> None:
@@ -355,10 +367,15 @@ async def test_save_failures_are_one_line_per_change_and_a_rejected_file_starts_
             project_id=PROJECT, endpoint=url, queues=QUEUES, poll_interval=0.1, auth="none",
             listen="127.0.0.1:0", state_file=blocked / "state.json",
         )  # fmt: skip
-        async with running(Daemon(settings)):
-            await anyio.sleep(1.0)  # many polls, each one a failed save
-            blocked.unlink()
-            await anyio.sleep(1.0)
+        daemon = Daemon(settings)
+        async with running(daemon):
+            with anyio.fail_after(10):  # a save is tried after every applied poll (0.1 s)
+                while polls(daemon) < 5:  # many polls, each one a failed save
+                    await anyio.sleep(0.02)
+                blocked.unlink()
+                failed = polls(daemon)
+                while polls(daemon) < failed + 5:  # saves after the volume came back
+                    await anyio.sleep(0.02)
     events = [orjson.loads(line) for line in out.getvalue().splitlines()]
     saves = [e for e in events if e["event"].startswith("state.save")]
     assert [(e["event"], e["level"]) for e in saves] == [
