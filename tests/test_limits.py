@@ -50,7 +50,10 @@ async def test_deleted_active_job_vanishes_once_after_its_detail_says_so() -> No
         daemon = Daemon(settings(url, ("etl",)))
         async with running(daemon):
             world.delete(victim.id)
-            await anyio.sleep(1.5)
+            with anyio.fail_after(10):
+                while '"event":"job.vanished"' not in out.getvalue():
+                    await anyio.sleep(0.02)
+            await anyio.sleep(5 * 0.2)  # five more polls: vanished once, asked about once
     events = parse_events(out.getvalue())
     vanished = [e for e in events if e["event"] == "job.vanished"]
     assert [(e["job_id"], e["last_state"]) for e in vanished] == [(victim.id, "running")]

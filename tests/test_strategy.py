@@ -52,6 +52,15 @@ def history_world(jobs: int = 3000, active: int = 30) -> World:
     )
 
 
+def polls(daemon: Daemon) -> float:
+    """Polls the daemon has made of queue etl (dli_monitor_poll_duration_seconds_count)."""
+    labels = {"project_id": "strategy", "region": "", "queue": "etl"}
+    value = daemon.metrics.registry.get_sample_value(
+        "dli_monitor_poll_duration_seconds_count", labels
+    )
+    return value or 0
+
+
 async def test_auto_switches_to_incremental_on_a_long_history() -> None:
     out = io.StringIO()
     configure_logging("json", out)
@@ -61,10 +70,12 @@ async def test_auto_switches_to_incremental_on_a_long_history() -> None:
         daemon = Daemon(settings(url))
         async with running(daemon):
             first = sim.requests
-            await anyio.sleep(INTERVAL * 3)
-            before = sim.requests
-            await anyio.sleep(INTERVAL * 10)
-            per_poll = (sim.requests - before) / 10
+            with anyio.fail_after(30):  # the switch comes with the second poll
+                while '"strategy":"incremental"' not in out.getvalue():
+                    await anyio.sleep(0.02)
+                before, polls_before = sim.requests, polls(daemon)
+                await anyio.sleep(INTERVAL * 10)  # about ten polls, however many were made
+                per_poll = (sim.requests - before) / (polls(daemon) - polls_before)
         exported = daemon.pollers[0].summary
     events = parse_events(out.getvalue())
     switches = [e for e in events if e["event"] == "poll.strategy"]
@@ -86,8 +97,8 @@ async def test_an_api_ignoring_the_state_filter_gets_full_listings() -> None:
     sim = Simulator(world, variant=ApiVariant(ignore_state_filter=True))
     async with running_simulator(sim) as url:
         daemon = Daemon(settings(url, poll_strategy="incremental"))
-        async with running(daemon):
-            await anyio.sleep(INTERVAL * 4)
+        async with running(daemon):  # ready: its first (incremental) poll was applied
+            await anyio.sleep(INTERVAL * 4)  # and a few full listings since
         exported = daemon.pollers[0].summary
     events = parse_events(out.getvalue())
     switches = [e for e in events if e["event"] == "poll.strategy"]
@@ -110,8 +121,8 @@ async def test_restart_from_incremental_state_never_rediscovers_history(tmp_path
     async with running_simulator(Simulator(world)) as url:
         for strategy in ("incremental", "full", "auto", "incremental"):
             daemon = Daemon(settings(url, poll_strategy=strategy, state_file=state))
-            async with running(daemon):
-                await anyio.sleep(INTERVAL * 3)
+            async with running(daemon):  # ready: its first poll was applied
+                await anyio.sleep(INTERVAL * 3)  # and a few more, whatever their strategy
             exported = daemon.pollers[0].summary
             assert exported is not None
             assert {s: exported.counts.get(("etl", s), 0) for s in JobState} == world.counts("etl")
