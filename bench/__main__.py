@@ -26,8 +26,8 @@ from bench.memory import pages_of
 from bench.polling import bench_requests_per_poll, bench_steady
 from bench.render import bench_render
 from bench.targets import bench_targets
+from monitor.core.snapshot import JobSnapshot, Observation
 from monitor.dli.models import parse_list_page
-from monitor.snapshot import JobSnapshot, Observation
 
 
 def bench_parse_diff(jobs: int) -> None:

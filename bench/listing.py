@@ -20,7 +20,7 @@ from bench.common import (
     simulator,
 )
 from monitor.dli.client import RetryBudget
-from monitor.paging import Query, list_all
+from monitor.poll.paging import Query, list_all
 
 
 async def _ours(url: str, queues: list[str]) -> int:

@@ -9,9 +9,9 @@ import tracemalloc
 import orjson
 
 from bench.common import PROJECT, rss
+from monitor.core.snapshot import JobSnapshot
 from monitor.dli.models import parse_list_page
 from monitor.simulator.world import Lifecycle, World
-from monitor.snapshot import JobSnapshot
 
 __all__ = ["STILL", "held", "pages_of"]
 

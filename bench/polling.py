@@ -22,10 +22,11 @@ from bench.common import (
     simulator,
 )
 from monitor.dli.client import ClientHooks
-from monitor.events import EventLog, configure_logging
-from monitor.metrics import Metrics, Scope
-from monitor.poller import QueuePoller, Target
-from monitor.strategy import StrategySetting
+from monitor.output.events import EventLog, configure_logging
+from monitor.output.metrics import Metrics
+from monitor.output.scope import Scope
+from monitor.poll.poller import QueuePoller, Target
+from monitor.poll.strategy import StrategySetting
 
 
 async def _bare_steady(url: str, queues: list[str], since_ms: int, rounds: int) -> list[float]:

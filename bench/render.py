@@ -16,10 +16,11 @@ from bench.common import (
     figures,
     row,
 )
-from monitor.dli.models import Job, JobState
-from monitor.exposition import Encoder, Exposition
-from monitor.metrics import Metrics, Scope, TargetMetrics
-from monitor.snapshot import StateSummary, Transition
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import StateSummary, Transition
+from monitor.output.exposition import Encoder, Exposition
+from monitor.output.metrics import Metrics, TargetMetrics
+from monitor.output.scope import Scope
 
 
 class _Clock:

@@ -12,10 +12,11 @@ import aiohttp
 import anyio
 
 from bench.common import figures, make_client, row, rss, simulator
-from monitor.events import EventLog, configure_logging
-from monitor.metrics import Metrics, Scope
-from monitor.poller import QueuePoller, Target
-from monitor.strategy import IncrementalListing
+from monitor.output.events import EventLog, configure_logging
+from monitor.output.metrics import Metrics
+from monitor.output.scope import Scope
+from monitor.poll.poller import QueuePoller, Target
+from monitor.poll.strategy import IncrementalListing
 
 __all__ = ["bench_targets"]
 

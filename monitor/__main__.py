@@ -5,8 +5,8 @@ from __future__ import annotations
 
 def main() -> int:
     # Before the imports below, which take most of a second: a SIGTERM from then on is a
-    # graceful stop, not the default kill (see monitor.shutdown).
-    from monitor import shutdown
+    # graceful stop, not the default kill (see monitor.app.shutdown).
+    from monitor.app import shutdown
 
     shutdown.hold()
     from monitor.cli import main as command

@@ -18,16 +18,17 @@ from typing import NoReturn
 
 import anyio
 
-from monitor import __version__, shutdown
-from monitor.config import (
+from monitor import __version__
+from monitor.app import shutdown
+from monitor.app.config import (
     ConfigError,
     Settings,
     given_settings,
     load_settings,
     unknown_variables,
 )
-from monitor.dli.models import JobState
-from monitor.redact import one_line
+from monitor.core.jobs import JobState
+from monitor.output.redact import one_line
 from monitor.simulator.api import ApiVariant
 from monitor.simulator.app import Faults, Simulator, running_simulator
 from monitor.simulator.world import Lifecycle, World
@@ -157,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from monitor.server import ListenError
+    from monitor.output.serving import ListenError
 
     if args.command in ("run", "check"):
         for warning in unknown_variables(os.environ):  # a typo is a warning, not a stop
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(load_settings(args.config))
         if args.command == "check":
-            from monitor.check import check
+            from monitor.app.check import check
 
             shutdown.release()  # a one-shot command: a signal ends it as by default
             return anyio.run(check, load_settings(args.config))
@@ -206,8 +207,8 @@ def _require_project(settings: Settings) -> None:
 
 def _run(settings: Settings) -> int:
     _require_project(settings)
-    from monitor.daemon import Daemon
-    from monitor.events import configure_logging
+    from monitor.app.daemon import Daemon
+    from monitor.output.events import configure_logging
 
     daemon = Daemon(settings)  # a bad target or shard is a ConfigError here, before any output
     configure_logging(settings.log_format, level=settings.log_level)
@@ -237,8 +238,8 @@ def _world(
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon
-    from monitor.events import configure_logging
+    from monitor.app.daemon import Daemon
+    from monitor.output.events import configure_logging
 
     # A fast lifecycle, so jobs visibly move within seconds of starting.
     lifecycle = Lifecycle(

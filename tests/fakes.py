@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from monitor.core.jobs import Job
 from monitor.dli.errors import DLIError, RequestTimeout, api_error
-from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
+from monitor.dli.models import ListPage, parse_job_detail, parse_list_page
 from monitor.dli.source import RetryBudget, RetryCallback
 from monitor.simulator.api import ApiVariant, detail_answer, list_answer
 from monitor.simulator.world import World

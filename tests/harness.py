@@ -15,7 +15,7 @@ from functools import partial
 
 import anyio
 
-from monitor.daemon import Daemon
+from monitor.app.daemon import Daemon
 
 
 def free_port() -> int:

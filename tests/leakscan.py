@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import structlog
 
-import monitor.metrics
-import monitor.statecodec
+import monitor.output.metrics
+import monitor.state.codec
 
 MARKER = "S3CRET"
 #: a credential in a URL; "***@" is what redaction leaves, so it does not match
@@ -97,10 +97,10 @@ def _install() -> None:
 
     structlog.configure = scanning_configure
     # Every /metrics body the daemon renders (a scrape between polls reuses one of them).
-    metrics: Any = monitor.metrics.Metrics
+    metrics: Any = monitor.output.metrics.Metrics
     metrics.expose = _wrap(metrics.expose, lambda body: SCAN.check("/metrics", body))
-    monitor.statecodec.encode = _wrap(
-        monitor.statecodec.encode, lambda data: SCAN.check("state file", data)
+    monitor.state.codec.encode = _wrap(
+        monitor.state.codec.encode, lambda data: SCAN.check("state file", data)
     )
 
     def scan_completed(result: subprocess.CompletedProcess[Any]) -> None:

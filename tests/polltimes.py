@@ -21,7 +21,7 @@ from itertools import pairwise
 import anyio
 import pytest
 
-from monitor.poller import QueuePoller
+from monitor.poll.poller import QueuePoller
 
 __all__ = ["PollTimes", "timing_polls"]
 

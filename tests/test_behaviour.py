@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.behaviour import ApiBehaviour, BehaviourBook, PassFacts, Seen, TotalMeaning, is_gone
-from monitor.dli.errors import APIError, RequestTimeout
-from monitor.dli.models import JobState
-from monitor.paging import Listing
-from monitor.strategy import (
+from monitor.core.behaviour import ApiBehaviour, BehaviourBook, PassFacts, Seen, TotalMeaning
+from monitor.core.jobs import JobState
+from monitor.dli.errors import APIError, RequestTimeout, is_gone
+from monitor.poll.paging import Listing
+from monitor.poll.strategy import (
     AUTO_INCREMENTAL_AFTER,
     Gathered,
     choose,

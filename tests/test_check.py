@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.check import check
-from monitor.config import Settings
+from monitor.app.check import check
+from monitor.app.config import Settings
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_settings
+from monitor.app.config import ConfigError, load_settings
 from tests.harness import free_port, stop_after_first_line
 
 pytestmark = pytest.mark.slow  # every test starts dli-monitor as a subprocess

@@ -15,10 +15,9 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from monitor.behaviour import is_gone
+from monitor.core.jobs import JobState
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
-from monitor.dli.errors import APIError, MalformedResponse, RequestTimeout, TransportError
-from monitor.dli.models import JobState
+from monitor.dli.errors import APIError, MalformedResponse, RequestTimeout, TransportError, is_gone
 from monitor.dli.retry import retry_after, skew
 
 BASE = "http://127.0.0.1:9"

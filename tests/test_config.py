@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_settings, unknown_variables
+from monitor.app.config import ConfigError, load_settings, unknown_variables
 
 BASE = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": "http://127.0.0.1:9"}
 

@@ -16,11 +16,11 @@ import anyio
 import pytest
 from aiohttp import web
 
-from monitor.config import Settings
-from monitor.daemon import Daemon
+from monitor.app.config import Settings
+from monitor.app.daemon import Daemon
 from monitor.dli.auth import OutgoingRequest, TokenAuth
 from monitor.dli.credentials import CredentialError, MetadataKeys, SecretsDirKeys, TokenFile
-from monitor.events import configure_logging
+from monitor.output.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.harness import running
 from tests.truth import parse_events

@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from monitor import __version__
-from monitor.config import Settings, load_settings
-from monitor.metrics import Metrics, Scope
-from monitor.snapshot import StateSummary
-from monitor.targets import expand
+from monitor.app.config import Settings, load_settings
+from monitor.app.targets import expand
+from monitor.core.snapshot import StateSummary
+from monitor.output.metrics import Metrics
+from monitor.output.scope import Scope
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent

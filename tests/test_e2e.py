@@ -12,10 +12,10 @@ import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import Settings
-from monitor.daemon import Daemon
-from monitor.dli.models import JobState
-from monitor.events import configure_logging
+from monitor.app.config import Settings
+from monitor.app.daemon import Daemon
+from monitor.core.jobs import JobState
+from monitor.output.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.harness import running
 from tests.polltimes import timing_polls

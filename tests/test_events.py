@@ -7,9 +7,9 @@ import io
 import msgspec
 import orjson
 
-from monitor.dli.models import Job, JobState
-from monitor.events import EventLog, LogLevel, configure_logging, event_id
-from monitor.snapshot import Discovered, JobSnapshot, Observation, Transition, Vanished
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import Discovered, JobSnapshot, Observation, Transition, Vanished
+from monitor.output.events import EventLog, LogLevel, configure_logging, event_id
 
 JOB = Job(
     "0a324461-d9d9-45da-a52a-3b3c7a3d809e",

@@ -11,10 +11,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.registry import Collector
 
-from monitor.dli.models import Job, JobState
-from monitor.exposition import Encoder, Exposition, RegistrySource
-from monitor.metrics import Metrics, Scope
-from monitor.snapshot import Discovered, StateSummary, Transition
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import Discovered, StateSummary, Transition
+from monitor.output.exposition import Encoder, Exposition, RegistrySource
+from monitor.output.metrics import Metrics
+from monitor.output.scope import Scope
 from tests.fakes import FakeClock
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"

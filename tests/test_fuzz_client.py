@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from yarl import URL
 
-from monitor.behaviour import BehaviourBook
+from monitor.core.behaviour import BehaviourBook
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import DLIError
-from monitor.events import EventLog
-from monitor.metrics import Metrics, Scope
-from monitor.poller import QueuePoller, Target
+from monitor.output.events import EventLog
+from monitor.output.metrics import Metrics
+from monitor.output.scope import Scope
+from monitor.poll.poller import QueuePoller, Target
 
 pytestmark = pytest.mark.slow  # 600 examples: seconds, not milliseconds
 

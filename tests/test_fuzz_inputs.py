@@ -27,11 +27,11 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from monitor import statecodec
+from monitor.app.config import SECRET_FIELDS, Settings
 from monitor.cli import main
-from monitor.config import SECRET_FIELDS, Settings
-from monitor.dli.models import Job, JobState
-from monitor.snapshot import JobSnapshot
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import JobSnapshot
+from monitor.state import codec
 from tests.harness import stop_after_first_line
 
 pytestmark = pytest.mark.slow
@@ -308,7 +308,7 @@ def test_any_simulate_flags_give_an_exit_status_and_one_line(
 def _state(project_id: str) -> bytes:
     job = Job(id="job-1", state=JobState.RUNNING, queue="etl", update_time=1_000)
     snapshot = JobSnapshot.baseline([job], now_ms=2_000)
-    return statecodec.encode(
+    return codec.encode(
         {"etl": snapshot}, project_id=project_id, endpoint="http://x", saved_at_ms=3_000
     )
 

@@ -9,12 +9,13 @@ import anyio
 import orjson
 import pytest
 
-from monitor.config import Settings
-from monitor.daemon import Daemon
-from monitor.dli.models import ACTIVE_STATES, JobState, parse_list_page
-from monitor.events import configure_logging
+from monitor.app.config import Settings
+from monitor.app.daemon import Daemon
+from monitor.core.jobs import ACTIVE_STATES, JobState
+from monitor.core.snapshot import JobSnapshot, Observation
+from monitor.dli.models import parse_list_page
+from monitor.output.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
-from monitor.snapshot import JobSnapshot, Observation
 from tests.harness import running
 from tests.truth import parse_events
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from monitor.core.jobs import Job, JobState
 from monitor.dli.errors import MalformedResponse, UnknownJobState
-from monitor.dli.models import Job, JobState, parse_job_detail, parse_list_page
+from monitor.dli.models import parse_job_detail, parse_list_page
 
 SEED_EXAMPLE = b"""{
     "from": 0, "total": 1,

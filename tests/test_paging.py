@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from monitor.behaviour import ApiBehaviour, Seen, TotalMeaning
+from monitor.core.behaviour import ApiBehaviour, Seen, TotalMeaning
+from monitor.core.jobs import JobState
 from monitor.dli.errors import MalformedResponse
-from monitor.dli.models import JobState, ListPage
+from monitor.dli.models import ListPage
 from monitor.dli.source import RetryBudget
-from monitor.paging import Listing, Query, list_all
+from monitor.poll.paging import Listing, Query, list_all
 from monitor.simulator import ApiVariant, World
 from tests.fakes import WorldSource
 
@@ -174,8 +175,8 @@ async def test_a_pass_that_reads_a_job_twice_is_incomplete() -> None:
 
 
 def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> None:
-    from monitor.behaviour import PassFacts
-    from monitor.dli.models import Job
+    from monitor.core.behaviour import PassFacts
+    from monitor.core.jobs import Job
 
     old, new = Job("a", JobState.RUNNING, "etl"), Job("a", JobState.SUCCESS, "etl")
     first = Listing(

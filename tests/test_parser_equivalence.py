@@ -17,9 +17,10 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from monitor.core.jobs import Job, JobState
 from monitor.dli import models
 from monitor.dli.errors import DLIError
-from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
+from monitor.dli.models import ListPage, parse_job_detail, parse_list_page
 
 _STATES = ["starting", "running", "recovering", "success", "dead"]
 _ODD_STATES = ["Running", "DEAD", " success ", "killed", "", "running\n"]
@@ -183,5 +184,5 @@ def test_the_documented_page_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch
     )
     page = parse_list_page(body)
     assert page.jobs == (
-        Job("178fa687", models.JobState.DEAD, "test", sc_type="A", create_time=1531906043036),
+        Job("178fa687", JobState.DEAD, "test", sc_type="A", create_time=1531906043036),
     )

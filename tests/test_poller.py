@@ -14,15 +14,16 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from monitor.behaviour import BehaviourBook, TotalMeaning
-from monitor.dli.models import Job, JobState
+from monitor.core.behaviour import BehaviourBook, TotalMeaning
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import UNCONFIRMED_TTL_MS
 from monitor.dli.source import RetryBudget, RetryCallback
-from monitor.events import EventLog
-from monitor.metrics import Metrics, Scope, TargetMetrics
-from monitor.poller import QueuePoller, Target, next_start
+from monitor.output.events import EventLog
+from monitor.output.metrics import Metrics, TargetMetrics
+from monitor.output.scope import Scope
+from monitor.poll.poller import QueuePoller, Target, next_start
+from monitor.poll.strategy import FullListing, IncrementalListing, StrategySetting
 from monitor.simulator import ApiVariant, Lifecycle, World
-from monitor.snapshot import UNCONFIRMED_TTL_MS
-from monitor.strategy import FullListing, IncrementalListing, StrategySetting
 from tests.fakes import FakeClock, WorldSource
 
 S = JobState
@@ -782,7 +783,7 @@ async def test_a_failed_poll_applies_nothing_and_says_so() -> None:
 def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
     strategy: StrategySetting, horizon: float | None, resumes: bool
 ) -> None:
-    from monitor.snapshot import JobSnapshot
+    from monitor.core.snapshot import JobSnapshot
 
     saved = JobSnapshot({}, horizon_ms=None if horizon is None else int(horizon))
     poller = QueuePoller(

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from monitor.config import ConfigError, Settings, load_settings
-from monitor.redact import one_line, redact_text, redact_url
+from monitor.app.config import ConfigError, Settings, load_settings
+from monitor.output.redact import one_line, redact_text, redact_url
 from tests.leakscan import find_leaks
 
 SECRET = "pa55-S3CRET-9d8f"

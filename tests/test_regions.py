@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from huaweicloudsdkdli.v1.region.dli_region import DliRegion
 
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.app.config import ConfigError, Settings, load_settings
 from monitor.dli.regions import ENDPOINTS, region_of
 
 

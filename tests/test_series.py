@@ -18,7 +18,7 @@ from prometheus_client.core import Metric
 from prometheus_client.openmetrics import exposition
 from prometheus_client.registry import Collector
 
-from monitor.series import Family, Kind
+from monitor.output.series import Family, Kind
 from tests.fakes import FakeClock
 
 BUCKETS = (0.5, 10, 86400)

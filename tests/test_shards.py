@@ -24,9 +24,9 @@ import anyio
 import pytest
 from anyio.abc import Process
 
-from monitor.config import Settings
-from monitor.daemon import Daemon
-from monitor.events import configure_logging
+from monitor.app.config import Settings
+from monitor.app.daemon import Daemon
+from monitor.output.events import configure_logging
 from monitor.simulator import Faults, Lifecycle, Simulator, World, running_simulator
 from tests.harness import free_port, running
 from tests.polltimes import timing_polls

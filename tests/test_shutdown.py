@@ -1,5 +1,5 @@
 """A SIGTERM that arrives while the process is still starting is held, then honoured gracefully
-by the daemon's receiver as soon as it is in place (``monitor.shutdown``)."""
+by the daemon's receiver as soon as it is in place (``monitor.app.shutdown``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from monitor import shutdown
-from monitor.config import Settings
-from monitor.daemon import Daemon
-from monitor.events import configure_logging
+from monitor.app import shutdown
+from monitor.app.config import Settings
+from monitor.app.daemon import Daemon
+from monitor.output.events import configure_logging
 from monitor.simulator import Simulator, World, running_simulator
 
 

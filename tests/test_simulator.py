@@ -13,8 +13,9 @@ import orjson
 from pydantic import SecretStr
 from yarl import URL
 
+from monitor.core.jobs import JobState
 from monitor.dli.auth import AkSkSigner, OutgoingRequest, canonical_query
-from monitor.dli.models import JobState, parse_list_page
+from monitor.dli.models import parse_list_page
 from monitor.simulator import Simulator, World, running_simulator
 from monitor.simulator.world import Lifecycle
 

@@ -9,8 +9,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.dli.models import Job, JobState
-from monitor.snapshot import (
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import (
     DIRECT_EDGES,
     UNCONFIRMED_TTL_MS,
     Discovered,
@@ -21,7 +21,7 @@ from monitor.snapshot import (
     Vanished,
     is_forward,
 )
-from monitor.tracked import FinishedJob
+from monitor.core.tracked import FinishedJob
 
 S = JobState
 T0 = 1_700_000_000_000

@@ -17,15 +17,15 @@ from anyio.abc import Process
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor import statecodec
-from monitor.config import Settings
-from monitor.daemon import Daemon
-from monitor.dli.models import Job, JobState
-from monitor.events import configure_logging
+from monitor.app.config import Settings
+from monitor.app.daemon import Daemon
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import JobSnapshot
+from monitor.core.tracked import ActiveJob, FinishedJob, TrackedJob
+from monitor.output.events import configure_logging
 from monitor.simulator import Simulator, World, running_simulator
-from monitor.snapshot import JobSnapshot
-from monitor.statefile import StateFile
-from monitor.tracked import ActiveJob, FinishedJob, TrackedJob
+from monitor.state import codec
+from monitor.state.file import StateFile
 from tests.harness import running
 from tests.test_e2e import FAST, INTERVAL, PROJECT, QUEUES
 from tests.truth import compare, parse_events
@@ -64,8 +64,8 @@ snapshots = st.builds(
 
 @given(st.dictionaries(st.sampled_from(["etl", "adhoc", "*"]), snapshots, max_size=3))
 def test_codec_round_trip(snaps: dict[str, JobSnapshot]) -> None:
-    data = statecodec.encode(snaps, project_id="p", endpoint="http://e", saved_at_ms=1)
-    back = statecodec.decode(data, project_id="p", endpoint="http://e")
+    data = codec.encode(snaps, project_id="p", endpoint="http://e", saved_at_ms=1)
+    back = codec.decode(data, project_id="p", endpoint="http://e")
     assert {k: dict(v) for k, v in back.items()} == {k: dict(v) for k, v in snaps.items()}
     assert {k: dict(v.tombstones) for k, v in back.items()} == {
         k: dict(v.tombstones) for k, v in snaps.items()
@@ -119,28 +119,26 @@ def test_a_state_file_that_is_not_ours_to_use_is_rejected_saying_why(doc: object
     base = {"format": "dli-monitor-state", "version": 1, "project_id": "p", "endpoint": "e",
             "targets": {}}  # fmt: skip
     data = {**base, **doc} if isinstance(doc, dict) else doc
-    with pytest.raises(statecodec.StateRejected) as info:
-        statecodec.decode(orjson.dumps(data), project_id="p", endpoint="e")
+    with pytest.raises(codec.StateRejected) as info:
+        codec.decode(orjson.dumps(data), project_id="p", endpoint="e")
     assert str(info.value) == why
 
 
 def test_a_state_file_that_is_not_json_says_so() -> None:
-    with pytest.raises(statecodec.StateRejected, match=r"^not JSON \("):
-        statecodec.decode(b"{nope", project_id="p", endpoint="e")
+    with pytest.raises(codec.StateRejected, match=r"^not JSON \("):
+        codec.decode(b"{nope", project_id="p", endpoint="e")
 
 
 def test_a_saved_file_says_when_it_was_saved() -> None:
-    data = statecodec.encode({}, project_id="p", endpoint="e", saved_at_ms=1234)
+    data = codec.encode({}, project_id="p", endpoint="e", saved_at_ms=1234)
     assert orjson.loads(data)["saved_at_ms"] == 1234
 
 
 def test_a_file_from_before_missing_since_was_kept_still_loads() -> None:
     snap = JobSnapshot.baseline([Job("a", JobState.RUNNING, "etl")], now_ms=5)
-    doc = orjson.loads(
-        statecodec.encode({"etl": snap}, project_id="p", endpoint="e", saved_at_ms=1)
-    )
+    doc = orjson.loads(codec.encode({"etl": snap}, project_id="p", endpoint="e", saved_at_ms=1))
     doc["targets"]["etl"]["jobs"] = [row[:13] for row in doc["targets"]["etl"]["jobs"]]
-    back = statecodec.decode(orjson.dumps(doc), project_id="p", endpoint="e")
+    back = codec.decode(orjson.dumps(doc), project_id="p", endpoint="e")
     assert back["etl"].get("a") == ActiveJob("a", JobState.RUNNING, "etl", since_ms=5)
 
 
@@ -195,7 +193,7 @@ async def test_a_graceful_stop_saves_exactly_what_was_last_published(tmp_path: P
                     await anyio.sleep(0.01)
             state.unlink()  # the first poll's save: gone, so only the stop can write it again
     assert state.exists(), "the graceful stop saved the state file"
-    saved = statecodec.decode(state.read_bytes(), project_id=PROJECT, endpoint=url)
+    saved = codec.decode(state.read_bytes(), project_id=PROJECT, endpoint=url)
     assert {job_id: t.state for job_id, t in saved["etl"].items()} == published
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from monitor.config import Settings
-from monitor.daemon import Daemon
-from monitor.dli.models import JobState
-from monitor.events import configure_logging
+from monitor.app.config import Settings
+from monitor.app.daemon import Daemon
+from monitor.core.jobs import JobState
+from monitor.output.events import configure_logging
 from monitor.simulator import ApiVariant, Lifecycle, Simulator, World, running_simulator
 from tests.harness import running
 from tests.truth import parse_events

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.config import ConfigError, Settings, load_settings
-from monitor.sharding import Shard, owner, parse_shard
-from monitor.targets import assign, expand
+from monitor.app.config import ConfigError, Settings, load_settings
+from monitor.app.sharding import Shard, owner, parse_shard
+from monitor.app.targets import assign, expand
 
 
 def toml(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> Settings:

@@ -1,7 +1,7 @@
 """The DLI client: one aiohttp session, signing, limits and retries; a :class:`JobSource`.
 
 :class:`DLIClient` is a thin layer: it sends, retries what is transient, and parses; it holds no
-monitoring rules (paging is :mod:`monitor.paging`'s). Every request goes through one shared
+monitoring rules (paging is :mod:`monitor.poll.paging`'s). Every request goes through one shared
 concurrency limit and one shared rate ceiling, so all queues together stay within
 ``max_concurrency`` requests in flight and ``max_rps`` requests in any second.
 
@@ -25,6 +25,7 @@ import aiohttp
 import anyio
 from yarl import URL
 
+from monitor.core.jobs import Job
 from monitor.dli.auth import NoAuth, OutgoingRequest, Signer, canonical_query
 from monitor.dli.errors import (
     APIError,
@@ -34,7 +35,7 @@ from monitor.dli.errors import (
     TransportError,
     api_error,
 )
-from monitor.dli.models import Job, ListPage, parse_job_detail, parse_list_page
+from monitor.dli.models import ListPage, parse_job_detail, parse_list_page
 from monitor.dli.ratelimit import RateLimiter
 from monitor.dli.retry import RetryPolicy, retry_after, skew
 from monitor.dli.source import RetryBudget, RetryCallback

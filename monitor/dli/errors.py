@@ -25,6 +25,7 @@ __all__ = [
     "TransportError",
     "UnknownJobState",
     "api_error",
+    "is_gone",
 ]
 
 #: the API gateway's "too many requests", whatever status it comes with
@@ -153,3 +154,10 @@ def api_error(
     if not message and body and doc is None:
         message = body[:200].decode("utf-8", "replace").strip()
     return APIError(status, code, message[:500], request_id, retry_after)
+
+
+def is_gone(error: DLIError) -> bool:
+    """True only when a detail answer is the code table's "the object does not exist"
+    (``DLI.0002``, whatever the HTTP status). A bare 404 may be a wrong route or a proxy, and any
+    other code may be transient: those leave the job unconfirmed."""
+    return isinstance(error, APIError) and error.code in NOT_FOUND_CODES

@@ -1,4 +1,4 @@
-"""Job records and the parsing of DLI list and detail payloads.
+"""The parsing of DLI list and detail payloads into :class:`~monitor.core.jobs.Job` records.
 
 Parsing is pure (bytes in, records out) so it can be tested and benchmarked without a network.
 A list page is rejected whole when its envelope is wrong (not an object, ``sessions`` not a list,
@@ -15,7 +15,6 @@ same :class:`ListPage` (``tests/test_parser_equivalence.py`` compares them on ge
 
 from __future__ import annotations
 
-import enum
 import sys
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -23,58 +22,13 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from monitor.core.jobs import Job, JobState, parse_state
 from monitor.dli.errors import MalformedResponse, UnknownJobState
 
-__all__ = [
-    "ACTIVE_STATES",
-    "TERMINAL_STATES",
-    "Job",
-    "JobState",
-    "ListPage",
-    "parse_job_detail",
-    "parse_list_page",
-    "parse_state",
-]
-
-
-class JobState(enum.StrEnum):
-    """The five states of a DLI (Livy) batch job."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    RECOVERING = "recovering"
-    SUCCESS = "success"
-    DEAD = "dead"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-
-ACTIVE_STATES = frozenset({JobState.STARTING, JobState.RUNNING, JobState.RECOVERING})
-TERMINAL_STATES = frozenset({JobState.SUCCESS, JobState.DEAD})
+#: the documented spellings, looked up first; parse_state reads the others
 _STATES: dict[str, JobState] = {s.value: s for s in JobState}
 
-
-def parse_state(raw: str) -> JobState | None:
-    """A state as the API spells it (``running``, ``Running``, ``RUNNING``), or ``None``."""
-    return _STATES.get(raw.strip().lower())
-
-
-class Job(msgspec.Struct, frozen=True, gc=False):
-    """One job as one API answer showed it. Times are Unix milliseconds, ``None`` when absent."""
-
-    id: str
-    state: JobState
-    queue: str
-    name: str = ""
-    owner: str = ""
-    app_id: str = ""
-    kind: str = ""
-    sc_type: str = ""
-    create_time: int | None = None
-    update_time: int | None = None
-    duration_ms: int | None = None
+__all__ = ["ListPage", "parse_job_detail", "parse_list_page"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from monitor.core.jobs import Job
 from monitor.dli.errors import DLIError
-from monitor.dli.models import Job, ListPage
+from monitor.dli.models import ListPage
 
 __all__ = ["JobSource", "RetryBudget", "RetryCallback"]
 
@@ -74,5 +75,5 @@ class JobSource(Protocol):
         on_retry: RetryCallback | None = None,
     ) -> Job:
         """One job's detail; raises :class:`~monitor.dli.errors.DLIError` (whether an error
-        means the job is gone is decided by :func:`monitor.behaviour.is_gone`)."""
+        means the job is gone is decided by :func:`monitor.core.behaviour.is_gone`)."""
         ...

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from monitor.dli.models import JobState
+from monitor.core.jobs import JobState
 from monitor.simulator.world import SimJob, World
 
 __all__ = ["ORDERS", "Answer", "ApiVariant", "detail_answer", "error_body", "list_answer"]

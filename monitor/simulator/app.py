@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from monitor.dli.auth import OutgoingRequest
-from monitor.server import serve
+from monitor.output.serving import serve
 from monitor.simulator.api import Answer, ApiVariant, detail_answer, error_body, list_answer
 from monitor.simulator.gateway import verify_signature
 from monitor.simulator.world import World

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from monitor.dli.models import ACTIVE_STATES, JobState
+from monitor.core.jobs import ACTIVE_STATES, JobState
 
 __all__ = ["Lifecycle", "SimJob", "TruthEntry", "World"]
 

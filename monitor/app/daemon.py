@@ -17,8 +17,12 @@ import aiohttp
 import anyio
 from anyio.abc import TaskStatus
 
-from monitor import __version__, shutdown
-from monitor.config import Settings
+from monitor import __version__
+from monitor.app import shutdown
+from monitor.app.config import Settings
+from monitor.app.server import Health, make_app
+from monitor.app.target_monitor import TargetMonitor
+from monitor.app.targets import assign
 from monitor.dli.auth import AkSkSigner, NoAuth, Signer, TokenAuth
 from monitor.dli.credentials import (
     CredentialSource,
@@ -29,12 +33,10 @@ from monitor.dli.credentials import (
     StaticToken,
     TokenFile,
 )
-from monitor.exposition import Exposition
-from monitor.metrics import Metrics
-from monitor.poller import QueuePoller
-from monitor.server import Health, make_app, serve
-from monitor.target_monitor import TargetMonitor
-from monitor.targets import assign
+from monitor.output.exposition import Exposition
+from monitor.output.metrics import Metrics
+from monitor.output.serving import serve
+from monitor.poll.poller import QueuePoller
 
 __all__ = ["Daemon", "build_signer"]
 

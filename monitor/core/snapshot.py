@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from monitor.dli.models import Job, JobState
-from monitor.tracked import ActiveJob, FinishedJob, TrackedJob, track
+from monitor.core.jobs import Job, JobState
+from monitor.core.tracked import ActiveJob, FinishedJob, TrackedJob, track
 
 __all__ = [
     "DIRECT_EDGES",
@@ -161,7 +161,7 @@ class Diff:
 
 
 class JobSnapshot(Mapping[str, TrackedJob]):
-    """An immutable map of job id → :class:`~monitor.tracked.TrackedJob`, tombstones of
+    """An immutable map of job id → :class:`~monitor.core.tracked.TrackedJob`, tombstones of
     forgotten jobs, and a history horizon.
 
     Active and finished jobs are kept apart, and the finished ones are counted as they come and

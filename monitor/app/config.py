@@ -33,8 +33,8 @@ from pydantic_settings import (
 )
 
 from monitor.dli.regions import endpoint_for, region_of
-from monitor.metrics import DEFAULT_DURATION_BUCKETS
-from monitor.redact import redact_text, redact_url
+from monitor.output.metrics import DEFAULT_DURATION_BUCKETS
+from monitor.output.redact import redact_text, redact_url
 
 __all__ = ["ConfigError", "Settings", "given_settings", "load_settings", "unknown_variables"]
 

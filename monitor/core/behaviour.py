@@ -21,8 +21,7 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from monitor.dli.errors import NOT_FOUND_CODES, APIError, DLIError
-from monitor.dli.models import JobState
+from monitor.core.jobs import JobState
 
 __all__ = [
     "ApiBehaviour",
@@ -30,7 +29,6 @@ __all__ = [
     "PassFacts",
     "Seen",
     "TotalMeaning",
-    "is_gone",
 ]
 
 
@@ -224,13 +222,6 @@ def _seen(before: Seen, violated: bool, rows: int) -> Seen:
     if before is Seen.IGNORED or rows == 0:
         return before
     return Seen.HONOURED
-
-
-def is_gone(error: DLIError) -> bool:
-    """True only when a detail answer is the code table's "the object does not exist"
-    (``DLI.0002``, whatever the HTTP status). A bare 404 may be a wrong route or a proxy, and any
-    other code may be transient: those leave the job unconfirmed."""
-    return isinstance(error, APIError) and error.code in NOT_FOUND_CODES
 
 
 class BehaviourBook:

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from monitor.dli.models import Job, JobState
-from monitor.snapshot import JobSnapshot
-from monitor.tracked import ActiveJob, FinishedJob, TrackedJob
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import JobSnapshot
+from monitor.core.tracked import ActiveJob, FinishedJob, TrackedJob
 
 __all__ = ["FORMAT", "VERSION", "StateRejected", "decode", "encode"]
 

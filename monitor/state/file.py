@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor import statecodec
-from monitor.snapshot import JobSnapshot
+from monitor.core.snapshot import JobSnapshot
+from monitor.state import codec
 
 __all__ = ["KEEP_REJECTED", "LoadResult", "StateFile"]
 
@@ -50,10 +50,8 @@ class StateFile:
             status = f"unreadable ({exc.strerror}); starting from a new baseline"
             return LoadResult({}, status, usable=False)
         try:
-            snapshots = statecodec.decode(
-                data, project_id=self._project_id, endpoint=self._endpoint
-            )
-        except statecodec.StateRejected as exc:
+            snapshots = codec.decode(data, project_id=self._project_id, endpoint=self._endpoint)
+        except codec.StateRejected as exc:
             aside = self.path.with_name(f"{self._aside_prefix}{int(time.time())}")
             try:
                 self.path.rename(aside)
@@ -85,7 +83,7 @@ class StateFile:
 
     def save(self, snapshots: Mapping[str, JobSnapshot]) -> None:
         """Atomically replace the file with ``snapshots``. Raises ``OSError`` on failure."""
-        data = statecodec.encode(
+        data = codec.encode(
             snapshots,
             project_id=self._project_id,
             endpoint=self._endpoint,

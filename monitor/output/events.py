@@ -17,9 +17,9 @@ from typing import Any, Literal, TextIO, assert_never
 import orjson
 import structlog
 
-from monitor.behaviour import ApiBehaviour
-from monitor.dli.models import Job, JobState
-from monitor.snapshot import Change, Discovered, Forgotten, Transition, Vanished
+from monitor.core.behaviour import ApiBehaviour
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import Change, Discovered, Forgotten, Transition, Vanished
 
 __all__ = [
     "EVENTS",

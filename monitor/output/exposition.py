@@ -29,7 +29,7 @@ Rendering = tuple[bytes, str, bool]
 
 
 class Source(Protocol):
-    """What an :class:`Exposition` renders: :class:`~monitor.metrics.Metrics`, for one."""
+    """What an :class:`Exposition` renders: :class:`~monitor.output.metrics.Metrics`, for one."""
 
     def expose(self, encoder: Encoder, *, openmetrics: bool) -> bytes:
         """The body in ``encoder``'s format (OpenMetrics when ``openmetrics``)."""

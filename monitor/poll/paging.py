@@ -9,7 +9,7 @@ after another, because a ``total`` that counts every job of the project would ha
 hundreds of empty pages. Either way at most one request goes past the end of the data.
 
 Rows outside the filters that were sent (another queue, another state, created before ``start``)
-are dropped and reported in the pass's :class:`~monitor.behaviour.PassFacts`, so an API that
+are dropped and reported in the pass's :class:`~monitor.core.behaviour.PassFacts`, so an API that
 ignores a filter never shows the poller a job that is not the target's.
 """
 
@@ -19,11 +19,12 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from monitor.behaviour import PassFacts
+from monitor.core.behaviour import PassFacts
+from monitor.core.jobs import Job, JobState
 from monitor.dli.errors import MalformedResponse
-from monitor.dli.models import Job, JobState, ListPage
+from monitor.dli.models import ListPage
 from monitor.dli.source import JobSource, RetryBudget, RetryCallback
-from monitor.tasks import run_all
+from monitor.poll.tasks import run_all
 
 __all__ = ["MAX_PAGES", "Listing", "Query", "list_all"]
 

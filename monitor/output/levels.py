@@ -15,18 +15,15 @@ from typing import TYPE_CHECKING, Protocol
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.dli.models import ACTIVE_STATES, JobState
-from monitor.series import Family, LabelValues
+from monitor.core.jobs import ACTIVE_STATES, JobState
+from monitor.output.scope import SCOPE_LABELS, Scope
+from monitor.output.series import Family, LabelValues
 
 if TYPE_CHECKING:
-    from monitor.behaviour import ApiBehaviour
-    from monitor.metrics import Scope
-    from monitor.snapshot import StateSummary
+    from monitor.core.behaviour import ApiBehaviour
+    from monitor.core.snapshot import StateSummary
 
-__all__ = ["SCOPE_LABELS", "BehaviourCollector", "LevelSeries", "SnapshotView"]
-
-#: the labels every series carries, the names of :attr:`~monitor.metrics.Scope.values`
-SCOPE_LABELS = ("project_id", "region")
+__all__ = ["BehaviourCollector", "LevelSeries", "SnapshotView"]
 
 
 class SnapshotView(Protocol):
@@ -108,7 +105,7 @@ class LevelSeries:
 
 class BehaviourCollector(Collector):
     """``dli_monitor_api_behaviour_info``: what each scope's API was seen to do, one series per
-    scope whose labels are the verdicts (see :class:`~monitor.behaviour.ApiBehaviour`)."""
+    scope whose labels are the verdicts (see :class:`~monitor.core.behaviour.ApiBehaviour`)."""
 
     def __init__(self, behaviours: Callable[[], Iterable[tuple[Scope, ApiBehaviour]]]) -> None:
         self._behaviours = behaviours

@@ -6,33 +6,32 @@ of :class:`TargetMetrics`, one per scope, never by ``.labels()`` calls elsewhere
 
 Event-driven series (transitions, durations, self metrics) are updated as the poller publishes
 changes. Level series (``dli_batch_jobs``, oldest age, tracked jobs) are read from the pollers'
-snapshots at each exposition (:mod:`monitor.levels`), so they can never drift from the snapshot
-they describe.
+snapshots at each exposition (:mod:`monitor.output.levels`), so they can never drift from the
+snapshot they describe.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, assert_never
 
 from prometheus_client import CollectorRegistry, Counter, Info, disable_created_metrics
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from monitor.dli.models import JobState
-from monitor.levels import SCOPE_LABELS, BehaviourCollector, LevelSeries, SnapshotView
-from monitor.series import Family
-from monitor.snapshot import DIRECT_EDGES, Change, Discovered, Forgotten, Transition, Vanished
+from monitor.core.jobs import JobState
+from monitor.core.snapshot import DIRECT_EDGES, Change, Discovered, Forgotten, Transition, Vanished
+from monitor.output.levels import BehaviourCollector, LevelSeries, SnapshotView
+from monitor.output.scope import SCOPE_LABELS, Scope
+from monitor.output.series import Family
 
 if TYPE_CHECKING:
-    from monitor.behaviour import ApiBehaviour
+    from monitor.core.behaviour import ApiBehaviour
 
 __all__ = [
     "DEFAULT_DURATION_BUCKETS",
     "Metrics",
-    "Scope",
     "TargetMetrics",
 ]
 
@@ -61,20 +60,6 @@ _POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _EOF = b"# EOF\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """The labels that keep one project's series apart from another's in one Prometheus."""
-
-    project_id: str
-    #: "" when not known (an endpoint outside the region table); PromQL reads it as absent
-    region: str = ""
-
-    @property
-    def values(self) -> tuple[str, str]:
-        """The label values, in :data:`~monitor.levels.SCOPE_LABELS` order."""
-        return (self.project_id, self.region)
-
-
 class _Everything(Collector):
     """The registry's view of every family, in the order :meth:`Metrics.expose` writes them."""
 
@@ -92,8 +77,8 @@ class Metrics:
     """All of the daemon's metric families; :meth:`for_scope` gives the handle through which
     one project's series change, and :meth:`expose` writes them for a scrape.
 
-    The per-queue families are :class:`~monitor.series.Family` objects, which keep each series'
-    rendered lines until it changes (with hundreds of queues, prometheus-client's per-sample
+    The per-queue families are :class:`~monitor.output.series.Family` objects, which keep each
+    series' rendered lines until it changes (with hundreds of queues, prometheus-client's per-sample
     rendering cost a quarter of a second per scrape); the per-project ones (requests, events,
     build and API behaviour) are prometheus-client metrics on :attr:`client_registry`.
     :attr:`registry` holds both, and is what tests and ``get_sample_value`` read.

@@ -5,12 +5,12 @@ gathered first; then the pure diff runs, its changes are published, and the new 
 the strategy's watermark are swapped in without any ``await`` in between, so a cancellation
 (shutdown, poll timeout) can only land before the poll changed anything or after it is complete.
 
-What the API was seen to do (:class:`~monitor.behaviour.ApiBehaviour`) is learnt from every
+What the API was seen to do (:class:`~monitor.core.behaviour.ApiBehaviour`) is learnt from every
 poll, applied or not, since it describes the API rather than the jobs. An incremental poll the
 behaviour shows to be inexact (a filter ignored, ``total`` not counting filtered rows) is
 discarded before anything is applied and the queue is listed in full instead. An active job
 missing from the listing is reported vanished only when its detail answers the code table's
-"does not exist" (:func:`~monitor.behaviour.is_gone`).
+"does not exist" (:func:`~monitor.core.behaviour.is_gone`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ from dataclasses import dataclass
 
 import anyio
 
-from monitor.behaviour import BehaviourBook, is_gone
-from monitor.dli.errors import DLIError, UnknownJobState
-from monitor.dli.models import Job, JobState
+from monitor.core.behaviour import BehaviourBook
+from monitor.core.jobs import Job, JobState
+from monitor.core.snapshot import JobSnapshot, Observation, StateSummary
+from monitor.core.tracked import ActiveJob
+from monitor.dli.errors import DLIError, UnknownJobState, is_gone
 from monitor.dli.source import JobSource, RetryBudget, RetryCallback
-from monitor.events import EventLog
-from monitor.metrics import Scope, TargetMetrics
-from monitor.snapshot import JobSnapshot, Observation, StateSummary
-from monitor.strategy import (
+from monitor.output.events import EventLog
+from monitor.output.metrics import TargetMetrics
+from monitor.output.scope import Scope
+from monitor.poll.strategy import (
     WATERMARK_MARGIN_MS,
     FullListing,
     Gathered,
@@ -39,7 +41,6 @@ from monitor.strategy import (
     choose,
     incremental_usable,
 )
-from monitor.tracked import ActiveJob
 
 __all__ = ["ALL_QUEUES", "QueuePoller", "Target", "next_start"]
 

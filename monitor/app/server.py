@@ -2,24 +2,21 @@
 
 ``/metrics`` answers in OpenMetrics when the scraper's ``Accept`` header asks for it (exemplars
 are only carried there) and in the Prometheus text format otherwise, gzip-encoded when the
-scraper accepts it; the bytes come from an :class:`~monitor.exposition.Exposition`, rendered
-once per change. ``/readyz`` is 503 until
-every poller has completed one poll; ``/healthz`` is 503 when a poll loop stopped making
-progress, so a wedged sidecar gets restarted.
+scraper accepts it; the bytes come from an :class:`~monitor.output.exposition.Exposition`,
+rendered once per change. ``/readyz`` is 503 until every poller has completed one poll;
+``/healthz`` is 503 when a poll loop stopped making progress, so a wedged sidecar gets restarted.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from monitor.exposition import Exposition
+from monitor.output.exposition import Exposition
 
-__all__ = ["Health", "ListenError", "make_app", "serve"]
+__all__ = ["Health", "make_app"]
 
 _LANDING = """<!doctype html>
 <html><head><title>dli-monitor</title></head>
@@ -66,33 +63,3 @@ def make_app(exposition: Exposition, health: Health) -> web.Application:
     app.router.add_get("/healthz", probe(health.live))  # type: ignore[arg-type]
     app.router.add_get("/readyz", probe(health.ready))  # type: ignore[arg-type]
     return app
-
-
-class ListenError(Exception):
-    """The server could not bind its address (taken, not ours, no such interface)."""
-
-    def __init__(self, address: str, reason: str) -> None:
-        super().__init__(f"cannot listen on {address}: {reason}")
-        self.address = address
-        self.reason = reason
-
-
-@asynccontextmanager
-async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[list[str]]:
-    """Serve ``app`` until the block exits; yields the bound addresses as ``host:port``.
-
-    A failure to bind raises :class:`ListenError`, so that callers never take another
-    ``OSError`` (a closed stdout, a full disk) for one."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            shown = f"[{host}]" if ":" in host else host
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(f"{shown}:{port}", reason) from exc
-        yield [f"{addr[0]}:{addr[1]}" for addr in runner.addresses]
-    finally:
-        await runner.cleanup()

@@ -18,7 +18,7 @@ import sys
 
 import msgspec
 
-from monitor.dli.models import Job, JobState
+from monitor.core.jobs import Job, JobState
 
 __all__ = ["ActiveJob", "FinishedJob", "TrackedJob", "track"]
 

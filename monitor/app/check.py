@@ -11,14 +11,14 @@ import uuid
 import aiohttp
 
 from monitor import __version__
-from monitor.behaviour import BehaviourBook, is_gone
-from monitor.config import ConfigError, Settings
-from monitor.daemon import build_signer
+from monitor.app.config import ConfigError, Settings
+from monitor.app.daemon import build_signer
+from monitor.app.targets import expand
+from monitor.core.behaviour import BehaviourBook
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.credentials import CredentialError
-from monitor.dli.errors import APIError, DLIError, RequestTimeout, TransportError
-from monitor.strategy import WATERMARK_MARGIN_MS, FullListing, IncrementalListing
-from monitor.targets import expand
+from monitor.dli.errors import APIError, DLIError, RequestTimeout, TransportError, is_gone
+from monitor.poll.strategy import WATERMARK_MARGIN_MS, FullListing, IncrementalListing
 
 __all__ = ["check", "hint"]
 

@@ -16,16 +16,17 @@ import anyio
 from anyio.abc import TaskStatus
 
 from monitor import __version__
-from monitor.behaviour import BehaviourBook
-from monitor.config import Settings
+from monitor.app.config import Settings
+from monitor.core.behaviour import BehaviourBook
+from monitor.core.snapshot import JobSnapshot
 from monitor.dli.auth import Signer
 from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
-from monitor.events import EventLog
-from monitor.metrics import Metrics, Scope
-from monitor.poller import QueuePoller, Target
-from monitor.redact import redact_url
-from monitor.snapshot import JobSnapshot
-from monitor.statefile import StateFile
+from monitor.output.events import EventLog
+from monitor.output.metrics import Metrics
+from monitor.output.redact import redact_url
+from monitor.output.scope import Scope
+from monitor.poll.poller import QueuePoller, Target
+from monitor.state.file import StateFile
 
 __all__ = ["TargetMonitor"]
 

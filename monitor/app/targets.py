@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.config import ConfigError, Settings, given_settings
-from monitor.poller import ALL_QUEUES
-from monitor.sharding import Shard, parse_shard
+from monitor.app.config import ConfigError, Settings, given_settings
+from monitor.app.sharding import Shard, parse_shard
+from monitor.poll.poller import ALL_QUEUES
 
 __all__ = ["PROCESS_SETTINGS", "Assignment", "assign", "expand"]
 

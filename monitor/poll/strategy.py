@@ -7,7 +7,7 @@ states with the API's ``state`` filter, the jobs created since the newest one al
 one-row requests, so its cost grows with the active and recently created jobs only; it is exact
 only where the API honours those filters and ``total`` counts filtered rows, which
 :func:`choose` and :func:`incremental_usable` check against the observed
-:class:`~monitor.behaviour.ApiBehaviour`. Active jobs that left the listings are confirmed with
+:class:`~monitor.core.behaviour.ApiBehaviour`. Active jobs that left the listings are confirmed with
 detail requests by the poller, as for a full listing, so both see every change.
 
 Strategies hold no mutable state: a gather returns a :class:`Gathered`, including the watermark
@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from monitor.behaviour import ApiBehaviour, PassFacts
-from monitor.dli.models import ACTIVE_STATES, TERMINAL_STATES, JobState
+from monitor.core.behaviour import ApiBehaviour, PassFacts
+from monitor.core.jobs import ACTIVE_STATES, TERMINAL_STATES, JobState
 from monitor.dli.source import JobSource, RetryBudget, RetryCallback
-from monitor.paging import Listing, Query, list_all
-from monitor.tasks import run_all
+from monitor.poll.paging import Listing, Query, list_all
+from monitor.poll.tasks import run_all
 
 __all__ = [
     "AUTO_INCREMENTAL_AFTER",

@@ -1,0 +1,1 @@
+"""The state file: the codec between snapshots and JSON, and the file that survives restarts."""
