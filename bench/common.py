@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from monitor.dli.auth import AkSkSigner, OutgoingRequest, canonical_query
 from monitor.dli.client import ClientHooks, DLIClient
+from monitor.dli.transport import AiohttpTransport
 
 __all__ = [
     "AK",
@@ -95,16 +96,10 @@ def make_client(
 ) -> DLIClient:
     """Our client as the benchmarks use it: signed, concurrency 4, no rate limit in the way."""
     signer = AkSkSigner.from_keys(AK, SecretStr(SK), project_id=project)
-    return DLIClient(
-        session,
-        url,
-        project,
-        signer=signer,
-        max_concurrency=concurrency,
-        max_rps=10_000,
-        timeout=30,
-        hooks=hooks,
+    transport = AiohttpTransport(
+        session, url, signer=signer, max_concurrency=concurrency, max_rps=10_000, timeout=30
     )
+    return DLIClient(transport, project, hooks=hooks)
 
 
 def best(fn: Callable[[], object], repeat: int = 5) -> float:

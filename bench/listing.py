@@ -30,7 +30,7 @@ async def _ours(url: str, queues: list[str]) -> int:
         for queue in queues:
             # Steady state: the daemon pages by total once a pass has shown it matches the rows.
             listing = await list_all(
-                client, Query(queue), page_size=100, trust_total=True, budget=RetryBudget()
+                client.for_poll(RetryBudget()), Query(queue), page_size=100, trust_total=True
             )
             requests += listing.requests
         return requests

@@ -19,6 +19,7 @@ from monitor.core.jobs import JobState
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import APIError, MalformedResponse, RequestTimeout, TransportError, is_gone
 from monitor.dli.retry import retry_after, skew
+from monitor.dli.transport import AiohttpTransport
 
 BASE = "http://127.0.0.1:9"
 LIST = re.compile(r"^http://127\.0\.0\.1:9/v2\.0/p1/batches\?.*$")
@@ -36,7 +37,8 @@ def page(total: int, *ids: str) -> dict[str, Any]:
 @pytest.fixture
 async def client() -> AsyncIterator[DLIClient]:
     async with aiohttp.ClientSession() as session:
-        yield DLIClient(session, BASE, "p1", max_rps=1000, retry=FAST, timeout=0.5)
+        transport = AiohttpTransport(session, BASE, max_rps=1000, timeout=0.5)
+        yield DLIClient(transport, "p1", retry=FAST)
 
 
 def offsets(mock: aioresponses) -> list[int]:
@@ -67,12 +69,10 @@ async def test_5xx_and_429_are_retried_then_succeed(client: DLIClient) -> None:
         )
         mock.get(LIST, payload=page(1, "a"))
         retries: list[tuple[str, int]] = []
-        listing, _ = await client.list_page(
-            offset=0,
-            size=10,
-            queue="q",
-            on_retry=lambda exc, attempt, delay: retries.append((exc.error_code, attempt)),
+        view = client.for_poll(
+            RetryBudget(), lambda retry: retries.append((retry.error.error_code, retry.attempt))
         )
+        listing, _ = await view.list_page(offset=0, size=10, queue="q")
     assert [j.id for j in listing.jobs] == ["a"]
     assert retries == [("HTTP503", 1), ("APIGW.0308", 2)]
 
@@ -81,7 +81,7 @@ async def test_retry_budget_bounds_a_poll(client: DLIClient) -> None:
     with aioresponses() as mock:
         mock.get(LIST, status=500, repeat=True)
         with pytest.raises(APIError):
-            await client.list_page(offset=0, size=10, budget=RetryBudget(2))
+            await client.for_poll(RetryBudget(2)).list_page(offset=0, size=10)
         assert len(offsets(mock)) == 3
 
 
@@ -90,7 +90,8 @@ async def test_retry_after_is_honoured(client: DLIClient) -> None:
     with aioresponses() as mock:
         mock.get(LIST, status=429, headers={"Retry-After": "0.05"})
         mock.get(LIST, payload=page(0))
-        await client.list_page(offset=0, size=10, on_retry=lambda e, a, d: delays.append(d))
+        view = client.for_poll(RetryBudget(), lambda retry: delays.append(retry.delay))
+        await view.list_page(offset=0, size=10)
     assert delays and delays[0] >= 0.05
 
 
@@ -100,9 +101,8 @@ async def test_timeouts_and_connection_errors_are_typed_and_retried(client: DLIC
         mock.get(LIST, exception=aiohttp.ClientConnectionError("refused"))
         mock.get(LIST, payload=page(0))
         codes: list[str] = []
-        await client.list_page(
-            offset=0, size=10, on_retry=lambda e, a, d: codes.append(e.error_code)
-        )
+        view = client.for_poll(RetryBudget(), lambda retry: codes.append(retry.error.error_code))
+        await view.list_page(offset=0, size=10)
     assert codes == ["RequestTimeout", "TransportError"]
 
     with aioresponses() as mock:
@@ -163,11 +163,8 @@ async def test_every_error_body_form_is_read_and_dli_0999_is_retried_at_400(
     with aioresponses() as mock:
         mock.get(LIST, status=400, payload=body)
         mock.get(LIST, payload=page(0))
-        await client.list_page(
-            offset=0,
-            size=10,
-            on_retry=lambda e, a, d: errors.append(e),  # type: ignore[arg-type]
-        )
+        view = client.for_poll(RetryBudget(), lambda retry: errors.append(retry.error))
+        await view.list_page(offset=0, size=10)
     assert [(e.status, e.code, e.message) for e in errors] == [(400, "DLI.0999", "Internal error")]
     if "request_id" in body:
         assert errors[0].request_id == "body-rid"
@@ -188,7 +185,8 @@ async def test_throttling_without_retry_after_waits_at_least_a_second(
         # Throttled by code even when the gateway says 400, and with no Retry-After.
         mock.get(LIST, status=400, payload={"error_code": code, "error_msg": "throttled"})
         mock.get(LIST, payload=page(0))
-        await client.list_page(offset=0, size=10, on_retry=lambda e, a, d: delays.append(d))
+        view = client.for_poll(RetryBudget(), lambda retry: delays.append(retry.delay))
+        await view.list_page(offset=0, size=10)
     assert len(delays) == 1 and 1.0 <= delays[0] <= 3.0
     assert slept == delays
 
@@ -244,12 +242,11 @@ async def test_a_detail_is_asked_by_id_and_takes_the_queue_it_was_listed_in(
         job = await client.get_job("job-7", queue="etl")
         assert (job.id, job.queue, job.state) == ("job-7", "etl", JobState.RUNNING)
         retries: list[int] = []
+        view = client.for_poll(
+            RetryBudget(1, per_request=0), lambda retry: retries.append(retry.attempt)
+        )
         with pytest.raises(APIError):
-            await client.get_job(
-                "job-7",
-                budget=RetryBudget(1, per_request=0),
-                on_retry=lambda e, a, d: retries.append(a),
-            )
+            await view.get_job("job-7")
     assert retries == [1], "the poll's budget and retry callback are the detail's too"
 
 

@@ -22,6 +22,7 @@ from yarl import URL
 from monitor.core.behaviour import BehaviourBook
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import DLIError
+from monitor.dli.transport import AiohttpTransport
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
@@ -105,12 +106,14 @@ def serve(mock: aioresponses, answer: Callable[[URL], Answer]) -> None:
 def test_any_answer_is_a_page_or_a_typed_error(answer: Answer) -> None:
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
-            client = DLIClient(session, BASE, "p1", max_rps=10**6, retry=FAST, timeout=1)
+            client = DLIClient(
+                AiohttpTransport(session, BASE, max_rps=10**6, timeout=1), "p1", retry=FAST
+            )
             with aioresponses() as mock:
                 serve(mock, lambda url: answer)
                 try:
-                    page, _ = await client.list_page(
-                        offset=0, size=10, queue="etl", budget=RetryBudget(2)
+                    page, _ = await client.for_poll(RetryBudget(2)).list_page(
+                        offset=0, size=10, queue="etl"
                     )
                 except DLIError as exc:
                     event(f"list: {type(exc).__name__}")
@@ -118,7 +121,7 @@ def test_any_answer_is_a_page_or_a_typed_error(answer: Answer) -> None:
                     event("list: page")
                     assert all(job.id for job in page.jobs)
                 try:
-                    await client.get_job("job-1", queue="etl", budget=RetryBudget(2))
+                    await client.for_poll(RetryBudget(2)).get_job("job-1", queue="etl")
                 except DLIError as exc:
                     event(f"detail: {type(exc).__name__}")
 
@@ -148,7 +151,9 @@ def test_a_poll_applies_whole_or_not_at_all(replies: list[Answer]) -> None:
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
-            client = DLIClient(session, BASE, "p1", max_rps=10**6, retry=FAST, timeout=1)
+            client = DLIClient(
+                AiohttpTransport(session, BASE, max_rps=10**6, timeout=1), "p1", retry=FAST
+            )
             metrics = Metrics("fuzz")
             poller = QueuePoller(
                 Target("etl"),

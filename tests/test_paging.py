@@ -7,18 +7,17 @@ Every test pages an in-memory world through the simulator's own answer functions
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 
 from monitor.core.behaviour import ApiBehaviour, Seen, TotalMeaning
 from monitor.core.jobs import JobState
 from monitor.dli.errors import MalformedResponse
-from monitor.dli.models import ListPage
-from monitor.dli.source import RetryBudget
+from monitor.dli.transport import Request
 from monitor.poll.paging import Listing, Query, list_all
 from monitor.simulator import ApiVariant, World
-from tests.fakes import WorldSource
+from monitor.simulator.api import Answer
+from tests.fakes import FakeApi
 
 NOW_MS = 1_700_000_000_000
 
@@ -33,7 +32,7 @@ def truth(w: World, queue: str, state: JobState | None = None) -> set[str]:
     }
 
 
-def past_end(source: WorldSource) -> int:
+def past_end(source: FakeApi) -> int:
     """Requests whose page came back empty: past the end of the data."""
     return sum(
         1
@@ -51,10 +50,8 @@ async def test_a_pass_lists_exactly_the_queue_and_at_most_one_page_past_its_end(
     total: str, trust: bool
 ) -> None:
     w = world(jobs=60)
-    source = WorldSource(w, ApiVariant(total=total))  # type: ignore[arg-type]
-    listing = await list_all(
-        source, Query("etl"), page_size=7, trust_total=trust, budget=RetryBudget()
-    )
+    source = FakeApi(w, ApiVariant(total=total))  # type: ignore[arg-type]
+    listing = await list_all(source.client, Query("etl"), page_size=7, trust_total=trust)
     assert set(listing.jobs) == truth(w, "etl")
     assert listing.complete
     assert past_end(source) <= 1
@@ -63,34 +60,30 @@ async def test_a_pass_lists_exactly_the_queue_and_at_most_one_page_past_its_end(
 
 async def test_a_livy_total_is_seen_as_unfiltered_and_never_paged_towards() -> None:
     w = world(jobs=60)
-    source = WorldSource(w, ApiVariant(total="project"))
-    listing = await list_all(
-        source, Query("etl"), page_size=5, trust_total=False, budget=RetryBudget()
-    )
+    source = FakeApi(w, ApiVariant(total="project"))
+    listing = await list_all(source.client, Query("etl"), page_size=5, trust_total=False)
     assert ApiBehaviour().learn(listing.facts).total is TotalMeaning.UNFILTERED
     assert past_end(source) <= 1
 
 
 async def test_an_exact_multiple_of_the_page_size_costs_one_empty_page() -> None:
     w = world(jobs=40, queues=("etl",))
-    source = WorldSource(w)
-    await list_all(source, Query("etl"), page_size=10, trust_total=False, budget=RetryBudget())
+    source = FakeApi(w)
+    await list_all(source.client, Query("etl"), page_size=10, trust_total=False)
     assert [int(q["from"]) for q in source.lists()] == [0, 10, 20, 30, 40]
 
 
 async def test_a_trusted_total_pages_concurrently_and_stops_at_it() -> None:
     w = world(jobs=40, queues=("etl",))
-    source = WorldSource(w)
-    await list_all(source, Query("etl"), page_size=10, trust_total=True, budget=RetryBudget())
+    source = FakeApi(w)
+    await list_all(source.client, Query("etl"), page_size=10, trust_total=True)
     assert sorted(int(q["from"]) for q in source.lists()) == [0, 10, 20, 30]
 
 
 async def test_a_server_side_page_cap_is_found_with_one_probe_and_followed() -> None:
     w = world(jobs=50, queues=("etl",))
-    source = WorldSource(w, ApiVariant(page_cap=8))
-    listing = await list_all(
-        source, Query("etl"), page_size=20, trust_total=False, budget=RetryBudget()
-    )
+    source = FakeApi(w, ApiVariant(page_cap=8))
+    listing = await list_all(source.client, Query("etl"), page_size=20, trust_total=False)
     assert set(listing.jobs) == truth(w, "etl")
     offsets = [int(q["from"]) for q in source.lists()]
     assert offsets[:3] == [0, 8, 16]
@@ -99,10 +92,8 @@ async def test_a_server_side_page_cap_is_found_with_one_probe_and_followed() -> 
 
 async def test_rows_of_other_queues_are_dropped_when_the_queue_filter_is_ignored() -> None:
     w = world(jobs=30)
-    source = WorldSource(w, ApiVariant(ignore_queue_filter=True))
-    listing = await list_all(
-        source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget()
-    )
+    source = FakeApi(w, ApiVariant(ignore_queue_filter=True))
+    listing = await list_all(source.client, Query("etl"), page_size=7, trust_total=False)
     assert set(listing.jobs) == truth(w, "etl")
     assert ApiBehaviour().learn(listing.facts).queue_filter is Seen.IGNORED
 
@@ -110,10 +101,8 @@ async def test_rows_of_other_queues_are_dropped_when_the_queue_filter_is_ignored
 @pytest.mark.parametrize("case", ["title", "upper"])
 async def test_states_are_read_whatever_their_case(case: str) -> None:
     w = world(jobs=25)
-    source = WorldSource(w, ApiVariant(state_case=case))  # type: ignore[arg-type]
-    listing = await list_all(
-        source, Query("etl"), page_size=10, trust_total=False, budget=RetryBudget()
-    )
+    source = FakeApi(w, ApiVariant(state_case=case))  # type: ignore[arg-type]
+    listing = await list_all(source.client, Query("etl"), page_size=10, trust_total=False)
     assert {j.id: j.state for j in listing.jobs.values()} == {
         j.id: j.state for j in w.jobs.values() if j.queue == "etl"
     }
@@ -125,17 +114,14 @@ async def test_states_are_read_whatever_their_case(case: str) -> None:
 
 async def test_an_ignored_order_is_seen_from_the_create_times() -> None:
     w = world(jobs=30)
-    source = WorldSource(w, ApiVariant(default_order="oldest", ignore_order=True))
-    listing = await list_all(
-        source, Query("etl"), page_size=50, trust_total=False, budget=RetryBudget()
-    )
+    source = FakeApi(w, ApiVariant(default_order="oldest", ignore_order=True))
+    listing = await list_all(source.client, Query("etl"), page_size=50, trust_total=False)
     assert ApiBehaviour().learn(listing.facts).order is Seen.IGNORED
     honoured = await list_all(
-        WorldSource(w, ApiVariant(default_order="oldest")),
+        FakeApi(w, ApiVariant(default_order="oldest")).client,
         Query("etl"),
         page_size=50,
         trust_total=False,
-        budget=RetryBudget(),
     )
     assert ApiBehaviour().learn(honoured.facts).order is Seen.HONOURED
 
@@ -143,13 +129,12 @@ async def test_an_ignored_order_is_seen_from_the_create_times() -> None:
 async def test_an_ignored_start_filter_is_caught_and_its_rows_dropped() -> None:
     w = world(jobs=40)
     since = sorted(j.create_time for j in w.jobs.values() if j.queue == "etl")[-5]
-    source = WorldSource(w, ApiVariant(ignore_time_filter=True))
+    source = FakeApi(w, ApiVariant(ignore_time_filter=True))
     listing = await list_all(
-        source,
+        source.client,
         Query("etl", since_ms=since),
         page_size=3,
         trust_total=False,
-        budget=RetryBudget(),
     )
     recent = {j.id for j in w.jobs.values() if j.queue == "etl" and j.create_time >= since}
     assert set(listing.jobs) == recent
@@ -160,16 +145,14 @@ async def test_an_ignored_start_filter_is_caught_and_its_rows_dropped() -> None:
 
 async def test_a_pass_that_reads_a_job_twice_is_incomplete() -> None:
     w = world(jobs=30, queues=("etl",))
-    source = WorldSource(w)
+    source = FakeApi(w)
 
     # A job lands at the head before every page: rows shift down, the next page repeats one.
     def land(query: dict[str, str]) -> None:
         w.submit("etl")
 
     source.on_list = land
-    listing = await list_all(
-        source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget()
-    )
+    listing = await list_all(source.client, Query("etl"), page_size=7, trust_total=False)
     assert not listing.complete
     assert not listing.facts[0].settled
 
@@ -212,11 +195,12 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
     assert latest.request_id == "r2" and latest.complete
 
 
-class IgnoresFrom(WorldSource):
+class IgnoresFrom(FakeApi):
     """An API that answers the first page whatever ``from`` asks for."""
 
-    async def list_page(self, *, offset: int, **kwargs: Any) -> tuple[ListPage, str | None]:
-        return await super().list_page(offset=0, **kwargs)
+    def answer(self, request: Request, request_id: str) -> Answer:
+        query = tuple((k, "0" if k == "from" else v) for k, v in request.query)
+        return super().answer(Request(request.path, query), request_id)
 
 
 @pytest.mark.parametrize("jobs", [3, 60])
@@ -225,7 +209,7 @@ async def test_an_api_that_ignores_from_fails_the_pass_at_once(jobs: int) -> Non
     MAX_PAGES requests (every one of them spent from the API quota)."""
     source = IgnoresFrom(world(jobs=jobs))
     with pytest.raises(MalformedResponse, match="`from` is ignored"):
-        await list_all(source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget())
+        await list_all(source.client, Query("etl"), page_size=7, trust_total=False)
     assert len(source.lists()) == 3, "one repeat may be churn; two in a row are not"
 
 
@@ -235,7 +219,7 @@ async def test_one_page_moved_whole_by_churn_is_not_taken_for_an_ignored_from() 
     (the two new ones, ahead of the offset already read, are the next poll's)."""
     w = world(jobs=20, queues=("etl",))
     before = truth(w, "etl")
-    source = WorldSource(w)
+    source = FakeApi(w)
     created = False
 
     def churn(query: dict[str, str]) -> None:
@@ -246,18 +230,15 @@ async def test_one_page_moved_whole_by_churn_is_not_taken_for_an_ignored_from() 
                 w.submit("etl", at_ms=w.now_ms + 1_000 + n)
 
     source.on_list = churn
-    listing = await list_all(
-        source, Query("etl"), page_size=2, trust_total=False, budget=RetryBudget()
-    )
+    listing = await list_all(source.client, Query("etl"), page_size=2, trust_total=False)
     assert created and set(listing.jobs) == before
 
 
-class Unreadable(WorldSource):
-    """An API whose every page holds rows, none of which can be read."""
+class Unreadable(FakeApi):
+    """An API whose every page holds rows, none of which can be read (no id)."""
 
-    async def list_page(self, *, offset: int, **kwargs: Any) -> tuple[ListPage, str | None]:
-        self.requests.append(("list", {"from": str(offset)}))
-        return ListPage(total=None, rows=4, jobs=(), rejected=4), None
+    def answer(self, request: Request, request_id: str) -> Answer:
+        return Answer(200, {"sessions": [{"state": "running"}] * 4})
 
 
 async def test_pages_of_unreadable_rows_end_the_pass_at_once() -> None:
@@ -265,5 +246,5 @@ async def test_pages_of_unreadable_rows_end_the_pass_at_once() -> None:
     pass went on to MAX_PAGES (the client fuzz test found it when the bound was raised)."""
     source = Unreadable(world(jobs=3))
     with pytest.raises(MalformedResponse, match="does not advance"):
-        await list_all(source, Query("etl"), page_size=7, trust_total=False, budget=RetryBudget())
+        await list_all(source.client, Query("etl"), page_size=7, trust_total=False)
     assert len(source.requests) == 3

@@ -10,21 +10,22 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
 from monitor.core.behaviour import BehaviourBook, TotalMeaning
-from monitor.core.jobs import Job, JobState
+from monitor.core.jobs import JobState
 from monitor.core.snapshot import UNCONFIRMED_TTL_MS
-from monitor.dli.source import RetryBudget, RetryCallback
+from monitor.dli.transport import Request, Response
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics, TargetMetrics
 from monitor.output.scope import Scope
 from monitor.poll.poller import QueuePoller, Target, next_start
 from monitor.poll.strategy import FullListing, IncrementalListing, StrategySetting
 from monitor.simulator import ApiVariant, Lifecycle, World
-from tests.fakes import FakeClock, WorldSource
+from tests.fakes import FakeApi, FakeClock
 
 S = JobState
 T0 = 1_700_000_000.0
@@ -40,7 +41,7 @@ class Rig:
         *,
         strategy: StrategySetting = "full",
         jobs: int = 40,
-        source: WorldSource | None = None,
+        source: FakeApi | None = None,
         queues: tuple[str, ...] = ("etl",),
         retries: int = 8,
         target: Target | None = None,
@@ -51,7 +52,7 @@ class Rig:
         for job in self.world.jobs.values():
             job.plan = []
         self.clock = FakeClock(T0, self.world)
-        self.source = source or WorldSource(self.world, variant or ApiVariant())
+        self.source = source or FakeApi(self.world, variant or ApiVariant())
         self.source.world = self.world
         self.metrics = Metrics("test")
         self.scope = Scope("p1")
@@ -59,7 +60,7 @@ class Rig:
         self.applied: list[QueuePoller] = []
         self.poller = QueuePoller(
             target or Target("etl"),
-            self.source,
+            self.source.client,
             EventLog("p1"),
             self.metrics.for_scope(self.scope),
             interval=30,
@@ -202,22 +203,15 @@ async def test_a_filtered_total_is_proven_then_polls_go_incremental_and_count_fr
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
 
 
-class StallingDetail(WorldSource):
+class StallingDetail(FakeApi):
     """Detail requests never answer while ``stall`` is set (a poll cut off after gathering)."""
 
     stall = True
 
-    async def get_job(
-        self,
-        job_id: str,
-        *,
-        queue: str | None = None,
-        budget: RetryBudget | None = None,
-        on_retry: RetryCallback | None = None,
-    ) -> Job:
-        if self.stall:
+    async def send(self, request: Request) -> Response:
+        if self.stall and not request.path.endswith("/batches"):
             await anyio.sleep_forever()
-        return await super().get_job(job_id, queue=queue, budget=budget, on_retry=on_retry)
+        return await super().send(request)
 
 
 async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_nothing() -> None:
@@ -292,14 +286,9 @@ async def test_a_failed_detail_request_is_not_taken_for_a_deleted_job() -> None:
         APIError(500, "DLI.0999", "oops"),
         APIError(404, "", ""),
     ):
-        original = rig.source.get_job
-
-        async def failing(job_id: str, *, error: Exception = failure, **kw: Any) -> Job:
-            raise error
-
-        rig.source.get_job = failing  # type: ignore[method-assign]
+        rig.source.detail_failure = failure  # every attempt of the poll's detail request
         assert job_events(await rig.poll()) == []
-        rig.source.get_job = original  # type: ignore[method-assign]
+        rig.source.detail_failure = None
     assert job_events(await rig.poll()) == [("job.vanished", job, "running")]
 
 
@@ -346,21 +335,16 @@ async def test_a_job_that_shows_up_late_within_the_margin_is_still_listed() -> N
     assert ("job.discovered", late.id, "success") in job_events(await rig.poll())
 
 
-class OddDetail(WorldSource):
+class OddDetail(FakeApi):
     """Answers every detail with a state this version does not know."""
 
-    async def get_job(
-        self,
-        job_id: str,
-        *,
-        queue: str | None = None,
-        budget: RetryBudget | None = None,
-        on_retry: RetryCallback | None = None,
-    ) -> Job:
-        from monitor.dli.errors import UnknownJobState
-
+    async def send(self, request: Request) -> Response:
+        if request.path.endswith("/batches"):
+            return await super().send(request)
+        job_id = request.path.rpartition("/")[2]
         self.requests.append(("detail", {"id": job_id}))
-        raise UnknownJobState("QUEUED", "rid-odd")
+        body = orjson.dumps({"id": job_id, "state": "QUEUED"})
+        return Response(200, body, {"x-request-id": "rid-odd"})
 
 
 async def test_an_unknown_state_in_a_detail_is_counted_logged_once_and_never_retried() -> None:
@@ -525,9 +509,9 @@ async def test_every_request_of_a_poll_spends_one_budget_per_poll() -> None:
         if strategy == "auto":
             assert isinstance(rig.poller.strategy, FullListing) and rig.poller.strategy.probe
         rig.world.delete(rig.active())
-        rig.source.budgets.clear()
+        rig.source.client.budgets.clear()
         await rig.poll()
-        budgets = rig.source.budgets
+        budgets = rig.source.client.budgets
         assert len(budgets) > 3 and all(b is budgets[0] for b in budgets), strategy
         assert budgets[0] is not None
 
@@ -612,12 +596,12 @@ def test_polls_start_on_a_fixed_grid_and_skip_the_slots_a_long_poll_missed() -> 
     assert next_start(100.0, 195.0, 30.0) == 220.0
 
 
-class Broken(WorldSource):
+class Broken(FakeApi):
     """A list request that raises what no DLI error is (a bug), or never answers."""
 
     hang = False
 
-    async def list_page(self, **kw: Any) -> Any:
+    async def send(self, request: Request) -> Response:
         if self.hang:
             await anyio.sleep_forever()
         raise RuntimeError("boom")
@@ -712,21 +696,23 @@ async def test_a_full_listing_s_probe_alone_shows_what_incremental_polls_cannot_
 async def test_a_poller_s_defaults() -> None:
     world = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=5)
     long = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=1200)
-    full = QueuePoller(Target("etl"), WorldSource(long), EventLog("p1"), _metrics(), interval=30)
+    full = QueuePoller(Target("etl"), FakeApi(long).client, EventLog("p1"), _metrics(), interval=30)
     with capture_logs():
         await full.poll()
         await full.poll()
     assert isinstance(full.strategy, FullListing) and not full.strategy.probe, "full by default"
-    source = WorldSource(world)
-    poller = QueuePoller(Target("etl"), source, EventLog("p1"), _metrics(), interval=30)
+    source = FakeApi(world)
+    poller = QueuePoller(Target("etl"), source.client, EventLog("p1"), _metrics(), interval=30)
     assert poller.poll_timeout == 90
     assert (
-        QueuePoller(Target("etl"), source, EventLog("p1"), _metrics(), interval=1).poll_timeout
+        QueuePoller(
+            Target("etl"), source.client, EventLog("p1"), _metrics(), interval=1
+        ).poll_timeout
         == 60
     )
     with capture_logs() as logs:
         await poller.poll()
-    assert source.budget_sizes == [8], "8 retries a poll by default"
+    assert source.client.budget_sizes == [8], "8 retries a poll by default"
     # 5 jobs: one short page of 100, and the one probe that confirms it was the end
     assert [(q["from"], q["size"]) for q in source.lists()] == [("0", "100"), ("5", "100")]
     assert isinstance(poller.strategy, FullListing) and not poller.strategy.probe
@@ -738,7 +724,7 @@ async def test_a_poller_given_a_snapshot_resumes_from_it_without_a_baseline() ->
     await rig.poll()
     snapshot = rig.poller.snapshot
     resumed = QueuePoller(
-        Target("etl"), rig.source, EventLog("p1"), _metrics(), interval=30,
+        Target("etl"), rig.source.client, EventLog("p1"), _metrics(), interval=30,
         snapshot=snapshot, clock=rig.clock,
     )  # fmt: skip
     assert resumed.snapshot is snapshot
@@ -787,7 +773,7 @@ def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
 
     saved = JobSnapshot({}, horizon_ms=None if horizon is None else int(horizon))
     poller = QueuePoller(
-        Target("etl"), WorldSource(World("p1", ("etl",), now_ms=0)), EventLog("p1"),
+        Target("etl"), FakeApi(World("p1", ("etl",), now_ms=0)).client, EventLog("p1"),
         _metrics(), interval=30, snapshot=saved, strategy=strategy,
     )  # fmt: skip
     assert isinstance(poller.strategy, IncrementalListing) is resumes
@@ -804,7 +790,7 @@ async def test_the_full_listing_that_replaces_an_inexact_poll_spends_the_same_bu
     assert [e["strategy"] for e in logs if e["event"] == "poll.strategy"] == ["full"]
     retried = [e for e in logs if e["event"] == "poll.failed"]
     assert len(retried) == len(rig.source.requests), "every retry said, the replacement's too"
-    budgets = rig.source.budgets
+    budgets = rig.source.client.budgets
     assert len(budgets) > 6 and budgets[0] is not None and all(b is budgets[0] for b in budgets)
     total = rig.sample("dli_monitor_poll_duration_seconds_sum", queue="etl")
     assert total is not None and 0 <= total < 60, "the poll's own wall time"

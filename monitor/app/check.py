@@ -18,6 +18,7 @@ from monitor.core.behaviour import BehaviourBook
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.credentials import CredentialError
 from monitor.dli.errors import APIError, DLIError, RequestTimeout, TransportError, is_gone
+from monitor.dli.transport import AiohttpTransport
 from monitor.poll.strategy import WATERMARK_MARGIN_MS, FullListing, IncrementalListing
 
 __all__ = ["check", "hint"]
@@ -80,38 +81,30 @@ async def _check_target(settings: Settings, prefix: str) -> int:
     async with aiohttp.ClientSession(
         headers={"User-Agent": f"dli-monitor/{__version__}"}
     ) as session:
-        client = DLIClient(
+        transport = AiohttpTransport(
             session,
             settings.base_url,
-            settings.project_id,
             signer=build_signer(settings, session),
             timeout=settings.request_timeout,
-            retry=RetryPolicy(attempts=2, max_retry_after=5),
+        )
+        client = DLIClient(
+            transport, settings.project_id, retry=RetryPolicy(attempts=2, max_retry_after=5)
         )
         book = BehaviourBook()
         for queue in settings.queues or (None,):
             name = prefix + (queue or "(all queues)")
-            budget = RetryBudget(2)
+            # Retries are not reported by check: its verdict line says how the request ended.
+            source = client.for_poll(RetryBudget(2))
             try:
                 full = await FullListing(probe=queue is not None).gather(
-                    client,
-                    queue,
-                    page_size=settings.page_size,
-                    behaviour=book.current,
-                    budget=budget,
-                    on_retry=_ignore,
+                    source, queue, page_size=settings.page_size, behaviour=book.current
                 )
                 learned = book.learn(full.facts)
                 if queue is not None:
                     # Jobs of the last hour with start and order: shows whether both hold.
                     since = int(time.time() * 1000) - 3_600_000 + WATERMARK_MARGIN_MS
                     recent = await IncrementalListing(since).gather(
-                        client,
-                        queue,
-                        page_size=settings.page_size,
-                        behaviour=learned,
-                        budget=budget,
-                        on_retry=_ignore,
+                        source, queue, page_size=settings.page_size, behaviour=learned
                     )
                     learned = book.learn(recent.facts)
             except DLIError as exc:
@@ -128,14 +121,10 @@ async def _check_target(settings: Settings, prefix: str) -> int:
     return failures
 
 
-def _ignore(exc: DLIError, attempt: int, delay: float) -> None:
-    """Retries are not reported by ``check``: its verdict line says how the request ended."""
-
-
 async def _deleted_answer(client: DLIClient) -> str:
     """What the API answers for a job id that cannot exist, and what the daemon makes of it."""
     try:
-        await client.get_job(str(uuid.uuid4()), budget=RetryBudget(1))
+        await client.for_poll(RetryBudget(1)).get_job(str(uuid.uuid4()))
     except DLIError as exc:
         if is_gone(exc):
             return f"answered {exc}: reported as job.vanished"

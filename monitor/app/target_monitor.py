@@ -21,6 +21,7 @@ from monitor.core.behaviour import BehaviourBook
 from monitor.core.snapshot import JobSnapshot
 from monitor.dli.auth import Signer
 from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
+from monitor.dli.transport import AiohttpTransport
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.redact import redact_url
@@ -89,14 +90,17 @@ class TargetMonitor:
             on_malformed=self.metrics.malformed_response,
             on_clock_skew=self._clock_skew,
         )
-        client = DLIClient(
+        transport = AiohttpTransport(
             session,
             s.base_url,
-            self.project_id,
             signer=self._signer(session),
             max_concurrency=s.max_concurrency,
             max_rps=s.max_rps,
             timeout=s.request_timeout,
+        )
+        client = DLIClient(
+            transport,
+            self.project_id,
             retry=RetryPolicy.for_interval(s.poll_interval),
             hooks=hooks,
         )

@@ -1,9 +1,9 @@
-"""The DLI client: one aiohttp session, signing, limits and retries; a :class:`JobSource`.
+"""The DLI client: retries and parsing over any :class:`~monitor.dli.transport.Transport`.
 
-:class:`DLIClient` is a thin layer: it sends, retries what is transient, and parses; it holds no
-monitoring rules (paging is :mod:`monitor.poll.paging`'s). Every request goes through one shared
-concurrency limit and one shared rate ceiling, so all queues together stay within
-``max_concurrency`` requests in flight and ``max_rps`` requests in any second.
+:class:`DLIClient` is a thin layer: it sends through its transport (which signs, and holds the
+concurrency limit and the rate ceiling), retries what is transient, and parses; it holds no
+monitoring rules (paging is :mod:`monitor.poll.paging`'s). A poll reads through
+:meth:`DLIClient.for_poll`, a view bound to that poll's retry budget and retry hook.
 
 Retries: throttling (429, or ``APIG.0308`` / ``APIGW.0308`` with any status), 5xx and
 ``DLI.0999`` (whatever its status), timeouts, connection errors and unreadable 2xx bodies are
@@ -19,28 +19,17 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
-from yarl import URL
 
 from monitor.core.jobs import Job
-from monitor.dli.auth import NoAuth, OutgoingRequest, Signer, canonical_query
-from monitor.dli.errors import (
-    APIError,
-    DLIError,
-    MalformedResponse,
-    RequestTimeout,
-    TransportError,
-    api_error,
-)
+from monitor.dli.errors import APIError, DLIError, MalformedResponse, api_error
 from monitor.dli.models import ListPage, parse_job_detail, parse_list_page
-from monitor.dli.ratelimit import RateLimiter
 from monitor.dli.retry import RetryPolicy, retry_after, skew
-from monitor.dli.source import RetryBudget, RetryCallback
+from monitor.dli.source import RetryBudget, RetryDetails, RetryHook
+from monitor.dli.transport import Request, Transport
 
-__all__ = ["ClientHooks", "DLIClient", "RetryBudget", "RetryPolicy"]
+__all__ = ["ClientHooks", "DLIClient", "PollClient", "RetryBudget", "RetryPolicy"]
 
 T = TypeVar("T")
 #: a 401 with the server's clock this far from ours (seconds) is reported as clock skew
@@ -58,36 +47,31 @@ class ClientHooks:
 
 
 class DLIClient:
-    """Speaks ``/v2.0/{project_id}/batches`` over one aiohttp session. Create it in a task."""
+    """Speaks ``/v2.0/{project_id}/batches`` through ``transport``."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
-        base_url: str,
+        transport: Transport,
         project_id: str,
         *,
-        signer: Signer | None = None,
-        max_concurrency: int = 4,
-        max_rps: float = 10.0,
-        timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         hooks: ClientHooks | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._session = session
-        self._base = base_url.rstrip("/")
-        parts = urlsplit(self._base)
-        self._host = parts.netloc
-        self._prefix = parts.path
+        self._transport = transport
         self.project_id = project_id
-        self._signer = signer or NoAuth()
-        self.max_concurrency = max_concurrency
-        self._slots = anyio.CapacityLimiter(max_concurrency)
-        self._rate = RateLimiter(max_rps)
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry or RetryPolicy()
         self._hooks = hooks or ClientHooks()
         self._rng = rng or random.Random()
+
+    @property
+    def max_concurrency(self) -> int:
+        return self._transport.max_concurrency
+
+    def for_poll(self, budget: RetryBudget, on_retry: RetryHook | None = None) -> PollClient:
+        """The view one poll reads through: every request spends ``budget``, and each retry is
+        told to ``on_retry`` before its wait."""
+        return PollClient(self, budget, on_retry)
 
     async def list_page(
         self,
@@ -96,58 +80,32 @@ class DLIClient:
         size: int,
         queue: str | None = None,
         filters: Sequence[tuple[str, str]] = (),
-        budget: RetryBudget | None = None,
-        on_retry: RetryCallback | None = None,
     ) -> tuple[ListPage, str | None]:
-        """One page of the listing and its request id."""
-        query = [("from", str(offset)), ("size", str(size)), *filters]
-        if queue:
-            query.append(("queue_name", queue))
-        return await self._request(
-            "list",
-            f"/v2.0/{self.project_id}/batches",
-            query,
-            lambda body, rid: (
-                parse_list_page(body, default_queue=queue or "", request_id=rid),
-                rid,
-            ),
-            budget or RetryBudget(),
-            on_retry,
+        """One page of the listing and its request id, on a budget of its own."""
+        return await self.for_poll(RetryBudget()).list_page(
+            offset=offset, size=size, queue=queue, filters=filters
         )
 
-    async def get_job(
-        self,
-        job_id: str,
-        *,
-        queue: str | None = None,
-        budget: RetryBudget | None = None,
-        on_retry: RetryCallback | None = None,
-    ) -> Job:
-        """The job's detail; an API error (including "does not exist") is raised."""
-        return await self._request(
-            "detail",
-            f"/v2.0/{self.project_id}/batches/{job_id}",
-            [],
-            lambda body, rid: parse_job_detail(body, default_queue=queue or "", request_id=rid),
-            budget or RetryBudget(),
-            on_retry,
-        )
+    async def get_job(self, job_id: str, *, queue: str | None = None) -> Job:
+        """The job's detail, on a budget of its own."""
+        return await self.for_poll(RetryBudget()).get_job(job_id, queue=queue)
 
-    async def _request(
+    async def request(
         self,
         endpoint: str,
-        path: str,
-        query: list[tuple[str, str]],
+        request: Request,
         parse: Callable[[bytes, str | None], T],
         budget: RetryBudget,
-        on_retry: RetryCallback | None,
+        on_retry: RetryHook | None,
     ) -> T:
+        """One request, retried while its error is transient, its attempts last and ``budget``
+        holds; ``parse`` reads the answer's body (with its request id)."""
         attempt = 0
         while True:
             attempt += 1
             budget.sent()
             try:
-                body, request_id = await self._send(endpoint, path, query)
+                body, request_id = await self._send(endpoint, request)
                 try:
                     return parse(body, request_id)
                 except MalformedResponse:
@@ -164,43 +122,74 @@ class DLIClient:
                 throttled = isinstance(exc, APIError) and exc.throttled
                 delay = self._retry.delay(attempt, exc.retry_after, self._rng, throttled=throttled)
                 if on_retry is not None:
-                    on_retry(exc, attempt, delay)
+                    on_retry(RetryDetails(exc, attempt, delay))
                 await anyio.sleep(delay)
 
-    async def _send(
-        self, endpoint: str, path: str, query: list[tuple[str, str]]
-    ) -> tuple[bytes, str | None]:
-        full_path = self._prefix + path
-        request = OutgoingRequest(
-            "GET", self._host, full_path, tuple(query), headers={"Content-Type": "application/json"}
-        )
-        qs = canonical_query(query)
-        url = URL(f"{self._base}{path}" + (f"?{qs}" if qs else ""), encoded=True)
-        async with self._slots:
-            # Signed first: fetching fresh credentials must not sit between the ceiling's count
-            # and the request's departure.
-            headers = await self._signer.headers(request)
-            await self._rate.acquire()
-            try:
-                async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
-                    body = await resp.read()
-                    status = resp.status
-                    request_id = resp.headers.get("X-Request-Id")
-                    wait = retry_after(resp.headers.get("Retry-After"))
-                    server_date = resp.headers.get("Date")
-            except TimeoutError:
-                self._hooks.on_response(endpoint, "error")
-                raise RequestTimeout(f"no response within {self._timeout.total} s") from None
-            except aiohttp.ClientError as exc:
-                self._hooks.on_response(endpoint, "error")
-                raise TransportError(f"{type(exc).__name__}: {exc}") from None
+    async def _send(self, endpoint: str, request: Request) -> tuple[bytes, str | None]:
+        try:
+            response = await self._transport.send(request)
+        except DLIError:
+            self._hooks.on_response(endpoint, "error")
+            raise
+        status, headers = response.status, response.headers
+        request_id = headers.get("x-request-id")
         self._hooks.on_response(endpoint, str(status))
         if status >= 400:
-            error = api_error(status, body, request_id, wait)
-            skew_s = skew(server_date) if status == 401 else None
+            wait = retry_after(headers.get("retry-after"))
+            error = api_error(status, response.body, request_id, wait)
+            skew_s = skew(headers.get("date")) if status == 401 else None
             if skew_s is not None and abs(skew_s) >= CLOCK_SKEW_WARNING:
                 # Signatures are only valid for 15 minutes: a wrong clock looks like bad keys.
                 error.message += f" (this machine's clock is {skew_s:+.0f} s off the API's)"
                 self._hooks.on_clock_skew(skew_s)
             raise error
-        return body, request_id
+        return response.body, request_id
+
+
+@dataclass(frozen=True, slots=True)
+class PollClient:
+    """A :class:`DLIClient` bound to one poll's retry budget and retry hook (a
+    :class:`~monitor.dli.source.JobSource`)."""
+
+    client: DLIClient
+    budget: RetryBudget
+    on_retry: RetryHook | None = None
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.client.max_concurrency
+
+    async def list_page(
+        self,
+        *,
+        offset: int,
+        size: int,
+        queue: str | None = None,
+        filters: Sequence[tuple[str, str]] = (),
+    ) -> tuple[ListPage, str | None]:
+        """One page of the listing and its request id."""
+        query = [("from", str(offset)), ("size", str(size)), *filters]
+        if queue:
+            query.append(("queue_name", queue))
+        client = self.client
+        return await client.request(
+            "list",
+            Request(f"/v2.0/{client.project_id}/batches", tuple(query)),
+            lambda body, rid: (
+                parse_list_page(body, default_queue=queue or "", request_id=rid),
+                rid,
+            ),
+            self.budget,
+            self.on_retry,
+        )
+
+    async def get_job(self, job_id: str, *, queue: str | None = None) -> Job:
+        """The job's detail; an API error (including "does not exist") is raised."""
+        client = self.client
+        return await client.request(
+            "detail",
+            Request(f"/v2.0/{client.project_id}/batches/{job_id}"),
+            lambda body, rid: parse_job_detail(body, default_queue=queue or "", request_id=rid),
+            self.budget,
+            self.on_retry,
+        )

@@ -1,12 +1,16 @@
-"""The seam between the poll rules and the API: :class:`JobSource`.
+"""The seam between the poll rules and the API: :class:`JobApi`, and :class:`JobSource`, what
+one poll reads through.
 
-:class:`~monitor.dli.client.DLIClient` satisfies it over HTTP; tests satisfy it with an
-in-memory fake, so paging, strategies and the poller are tested in milliseconds without a server.
+A poll binds its :class:`RetryBudget` and its :class:`RetryHook` once
+(:meth:`JobApi.for_poll`); what it then pages and confirms goes through that view, so no rule
+below the poller passes either along. :class:`~monitor.dli.client.DLIClient` is the one
+implementation, over any :class:`~monitor.dli.transport.Transport`: over HTTP in the daemon,
+over the simulator's in-memory transport in the fast tests, with its real retries either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,10 +18,24 @@ from monitor.core.jobs import Job
 from monitor.dli.errors import DLIError
 from monitor.dli.models import ListPage
 
-__all__ = ["JobSource", "RetryBudget", "RetryCallback"]
+__all__ = ["JobApi", "JobSource", "RetryBudget", "RetryDetails", "RetryHook"]
 
-#: told of each retry: the error, the attempt that failed (1-based), the delay before the next
-RetryCallback = Callable[[DLIError, int, float], None]
+
+@dataclass(frozen=True, slots=True)
+class RetryDetails:
+    """One retry, as a poll's :class:`RetryHook` is told of it."""
+
+    error: DLIError
+    #: the attempt that failed, from 1
+    attempt: int
+    #: seconds until the next attempt
+    delay: float
+
+
+class RetryHook(Protocol):
+    """Told of each retry a poll's requests make, before its wait."""
+
+    def __call__(self, details: RetryDetails, /) -> None: ...
 
 
 @dataclass(slots=True)
@@ -45,7 +63,8 @@ class RetryBudget:
 
 
 class JobSource(Protocol):
-    """Where jobs are read from: one list page, or one job's detail."""
+    """Where one poll reads jobs from: one list page, or one job's detail. Retries are spent
+    from the poll's budget and told to its hook; an error is raised once they are spent."""
 
     @property
     def max_concurrency(self) -> int:
@@ -59,21 +78,20 @@ class JobSource(Protocol):
         size: int,
         queue: str | None = None,
         filters: Sequence[tuple[str, str]] = (),
-        budget: RetryBudget | None = None,
-        on_retry: RetryCallback | None = None,
     ) -> tuple[ListPage, str | None]:
         """One page of ``GET /v2.0/{project_id}/batches`` and its request id; raises
         :class:`~monitor.dli.errors.DLIError` once retries are spent."""
         ...
 
-    async def get_job(
-        self,
-        job_id: str,
-        *,
-        queue: str | None = None,
-        budget: RetryBudget | None = None,
-        on_retry: RetryCallback | None = None,
-    ) -> Job:
+    async def get_job(self, job_id: str, *, queue: str | None = None) -> Job:
         """One job's detail; raises :class:`~monitor.dli.errors.DLIError` (whether an error
-        means the job is gone is decided by :func:`monitor.core.behaviour.is_gone`)."""
+        means the job is gone is decided by :func:`monitor.dli.errors.is_gone`)."""
+        ...
+
+
+class JobApi(Protocol):
+    """The API as a poller holds it: a :class:`JobSource` made for each poll."""
+
+    def for_poll(self, budget: RetryBudget, on_retry: RetryHook | None = None) -> JobSource:
+        """A view whose requests spend ``budget`` and tell ``on_retry`` of each retry."""
         ...

@@ -23,7 +23,7 @@ from monitor.core.behaviour import PassFacts
 from monitor.core.jobs import Job, JobState
 from monitor.dli.errors import MalformedResponse
 from monitor.dli.models import ListPage
-from monitor.dli.source import JobSource, RetryBudget, RetryCallback
+from monitor.dli.source import JobSource
 from monitor.poll.tasks import run_all
 
 __all__ = ["MAX_PAGES", "Listing", "Query", "list_all"]
@@ -95,8 +95,6 @@ async def list_all(
     *,
     page_size: int,
     trust_total: bool,
-    budget: RetryBudget,
-    on_retry: RetryCallback | None = None,
 ) -> Listing:
     """Every job ``query`` selects, read page by page until the rows end."""
     listing = Listing()
@@ -111,8 +109,6 @@ async def list_all(
             size=size,
             queue=query.queue,
             filters=filters,
-            budget=budget,
-            on_retry=on_retry,
         )
         listing.requests += 1
         listing.request_id = request_id

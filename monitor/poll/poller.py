@@ -27,7 +27,7 @@ from monitor.core.jobs import Job, JobState
 from monitor.core.snapshot import JobSnapshot, Observation, StateSummary
 from monitor.core.tracked import ActiveJob
 from monitor.dli.errors import DLIError, UnknownJobState, is_gone
-from monitor.dli.source import JobSource, RetryBudget, RetryCallback
+from monitor.dli.source import JobApi, JobSource, RetryBudget, RetryDetails
 from monitor.output.events import EventLog
 from monitor.output.metrics import TargetMetrics
 from monitor.output.scope import Scope
@@ -65,7 +65,7 @@ class QueuePoller:
     def __init__(
         self,
         target: Target,
-        client: JobSource,
+        client: JobApi,
         events: EventLog,
         metrics: TargetMetrics,
         *,
@@ -177,22 +177,26 @@ class QueuePoller:
         started = time.perf_counter()
         budget = RetryBudget(self._retries)
 
-        def on_retry(exc: DLIError, attempt: int, delay: float) -> None:
-            self._events.poll_failed(label, str(exc), exc.error_code, attempt, delay, final=False)
+        def on_retry(retry: RetryDetails) -> None:
+            error = retry.error
+            self._events.poll_failed(
+                label, str(error), error.error_code, retry.attempt, retry.delay, final=False
+            )
 
+        source = self._client.for_poll(budget, on_retry)
         lister = self._lister
         try:
-            gathered = await self._gather(lister, budget, on_retry)
+            gathered = await self._gather(source, lister)
             if isinstance(lister, IncrementalListing):
                 why = incremental_usable(gathered, self._book.current)
                 if why is not None:
                     # Nothing of this poll was applied, so nothing was forgotten: list it all.
                     lister = FullListing(probe=True)
                     self._switch(lister, f"{why}; listing every job")
-                    gathered = await self._gather(lister, budget, on_retry)
+                    gathered = await self._gather(source, lister)
             listing = gathered.listing
             missing = self._snapshot.missing(listing.jobs) if self._snapshot is not None else []
-            confirmed, gone = await self._confirm(missing, budget, on_retry)
+            confirmed, gone = await self._confirm(source, missing)
         except DLIError as exc:
             self._failed(str(exc), exc.error_code, budget.spent + 1)
             return False
@@ -218,16 +222,9 @@ class QueuePoller:
         )
         return True
 
-    async def _gather(
-        self, lister: Strategy, budget: RetryBudget, on_retry: RetryCallback
-    ) -> Gathered:
+    async def _gather(self, source: JobSource, lister: Strategy) -> Gathered:
         gathered = await lister.gather(
-            self._client,
-            self.target.queue,
-            page_size=self._page_size,
-            behaviour=self._book.current,
-            budget=budget,
-            on_retry=on_retry,
+            source, self.target.queue, page_size=self._page_size, behaviour=self._book.current
         )
         self._book.learn(gathered.facts)
         return gathered
@@ -258,10 +255,7 @@ class QueuePoller:
         self._events.strategy(self.target.label, lister.name, reason)
 
     async def _confirm(
-        self,
-        missing: list[ActiveJob],
-        budget: RetryBudget,
-        on_retry: RetryCallback,
+        self, source: JobSource, missing: list[ActiveJob]
     ) -> tuple[dict[str, Job], frozenset[str]]:
         """Detail requests for active jobs missing from the listing. A job whose request fails
         stays unconfirmed (unchanged in the snapshot) until a later poll."""
@@ -270,9 +264,7 @@ class QueuePoller:
 
         async def confirm(tracked: ActiveJob) -> None:
             try:
-                job = await self._client.get_job(
-                    tracked.id, queue=tracked.queue, budget=budget, on_retry=on_retry
-                )
+                job = await source.get_job(tracked.id, queue=tracked.queue)
             except UnknownJobState as exc:
                 if exc.state not in self._unknown_detail_states:  # logged once per spelling
                     self._unknown_detail_states.add(exc.state)

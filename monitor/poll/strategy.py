@@ -24,7 +24,7 @@ from typing import Literal
 
 from monitor.core.behaviour import ApiBehaviour, PassFacts
 from monitor.core.jobs import ACTIVE_STATES, TERMINAL_STATES, JobState
-from monitor.dli.source import JobSource, RetryBudget, RetryCallback
+from monitor.dli.source import JobSource
 from monitor.poll.paging import Listing, Query, list_all
 from monitor.poll.tasks import run_all
 
@@ -88,16 +88,12 @@ class FullListing:
         *,
         page_size: int,
         behaviour: ApiBehaviour,
-        budget: RetryBudget,
-        on_retry: RetryCallback,
     ) -> Gathered:
         listing = await list_all(
             source,
             Query(queue),
             page_size=page_size,
             trust_total=behaviour.pages_by_total,
-            budget=budget,
-            on_retry=on_retry,
         )
         gathered = Gathered(listing, full_listing_requests=listing.requests)
         if self.probe and queue is not None and listing.complete:
@@ -112,8 +108,6 @@ class FullListing:
                     size=1,
                     queue=queue,
                     filters=Query(state=state).filters(),
-                    budget=budget,
-                    on_retry=on_retry,
                 )
                 total = page.total
                 # Jobs finish between the listing and the probe: only an exact match, or a total
@@ -148,8 +142,6 @@ class IncrementalListing:
         *,
         page_size: int,
         behaviour: ApiBehaviour,
-        budget: RetryBudget,
-        on_retry: RetryCallback,
     ) -> Gathered:
         active: dict[JobState, Listing] = {}
         counted: dict[JobState, int | None] = {}
@@ -163,8 +155,6 @@ class IncrementalListing:
                 Query(queue, state),
                 page_size=page_size,
                 trust_total=trust,
-                budget=budget,
-                on_retry=on_retry,
             )
 
         async def count_state(state: JobState) -> None:
@@ -173,8 +163,6 @@ class IncrementalListing:
                 size=1,
                 queue=queue,
                 filters=Query(state=state).filters(),
-                budget=budget,
-                on_retry=on_retry,
             )
             # Its one row is also in the active listings if the state filter is ignored, so the
             # check of those rows covers it.
@@ -187,8 +175,6 @@ class IncrementalListing:
                     Query(queue, since_ms=since),
                     page_size=page_size,
                     trust_total=trust,
-                    budget=budget,
-                    on_retry=on_retry,
                 )
             )
 
