@@ -15,8 +15,8 @@ from bench.common import figures, make_client, row, rss, simulator
 from monitor.output.events import EventLog, configure_logging
 from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
-from monitor.poll.poller import QueuePoller, Target
-from monitor.poll.strategy import IncrementalListing
+from monitor.poll.poller import PolledQueue, QueuePoller
+from monitor.poll.strategy import IncrementalStrategy
 
 __all__ = ["bench_targets"]
 
@@ -34,7 +34,9 @@ async def _rounds(urls: dict[str, str], queues: int, rounds: int) -> list[tuple[
             scope = metrics.for_scope(Scope(project))
             events = EventLog(project)
             pollers += [
-                QueuePoller(Target(f"q{i}"), client, events, scope, interval=30, strategy="auto")
+                QueuePoller(
+                    PolledQueue(f"q{i}"), client, events, scope, interval=30, strategy="auto"
+                )
                 for i in range(queues)
             ]
         for _ in range(rounds):
@@ -43,7 +45,7 @@ async def _rounds(urls: dict[str, str], queues: int, rounds: int) -> list[tuple[
                 for poller in pollers:
                     tg.start_soon(poller.poll)
             tracked = sum(p.tracked_jobs for p in pollers)
-            incremental = sum(isinstance(p.strategy, IncrementalListing) for p in pollers)
+            incremental = sum(isinstance(p.strategy, IncrementalStrategy) for p in pollers)
             results.append((time.process_time() - cpu, tracked, incremental))
     return results
 

@@ -61,10 +61,10 @@ class PollTimes:
                 continue
             gaps = [end - max(start, after) for (start, _), (_, end) in pairwise(spans)]
             relevant = [g for g in gaps if g > 0]
-            assert relevant, f"{poller.target.label}: fewer than two applied polls to judge by"
+            assert relevant, f"{poller.polled.label}: fewer than two applied polls to judge by"
             # +2: the world's clock counts whole milliseconds, ours fractions of them
             ms = math.ceil(max(relevant) * 1000) + 2
-            bounds[poller.target.label] = max(bounds.get(poller.target.label, 0), ms)
+            bounds[poller.polled.label] = max(bounds.get(poller.polled.label, 0), ms)
         assert bounds, f"no applied poll of {project_id}"
         return bounds
 

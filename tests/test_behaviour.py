@@ -7,10 +7,10 @@ import pytest
 from monitor.core.behaviour import ApiBehaviour, BehaviourBook, PassFacts, Seen, TotalMeaning
 from monitor.core.jobs import JobState
 from monitor.dli.errors import APIError, RequestTimeout, is_gone
-from monitor.poll.paging import Listing
+from monitor.poll.paging import Pass
 from monitor.poll.strategy import (
     AUTO_INCREMENTAL_AFTER,
-    Gathered,
+    PollResult,
     choose,
     incremental_usable,
 )
@@ -153,8 +153,8 @@ def test_only_the_documented_code_means_gone() -> None:
 # -- choosing a strategy ---------------------------------------------------------------------
 
 
-def gathered(totals: dict[JobState, int], *facts: PassFacts) -> Gathered:
-    return Gathered(Listing(facts=list(facts)), totals=totals)
+def gathered(totals: dict[JobState, int], *facts: PassFacts) -> PollResult:
+    return PollResult(Pass(facts=list(facts)), totals=totals)
 
 
 BOTH = {S.SUCCESS: 5, S.DEAD: 2}

@@ -26,7 +26,7 @@ from monitor.dli.transport import AiohttpTransport
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
-from monitor.poll.poller import QueuePoller, Target
+from monitor.poll.poller import PolledQueue, QueuePoller
 
 pytestmark = pytest.mark.slow  # 600 examples: seconds, not milliseconds
 
@@ -156,7 +156,7 @@ def test_a_poll_applies_whole_or_not_at_all(replies: list[Answer]) -> None:
             )
             metrics = Metrics("fuzz")
             poller = QueuePoller(
-                Target("etl"),
+                PolledQueue("etl"),
                 client,
                 EventLog("p1"),
                 metrics.for_scope(Scope("p1")),

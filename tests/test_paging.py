@@ -14,7 +14,7 @@ from monitor.core.behaviour import ApiBehaviour, Seen, TotalMeaning
 from monitor.core.jobs import JobState
 from monitor.dli.errors import MalformedResponse
 from monitor.dli.transport import Request
-from monitor.poll.paging import Listing, Query, list_all
+from monitor.poll.paging import Pass, Query, list_all
 from monitor.simulator import ApiVariant, World
 from monitor.simulator.api import Answer
 from tests.fakes import FakeApi
@@ -162,7 +162,7 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
     from monitor.core.jobs import Job
 
     old, new = Job("a", JobState.RUNNING, "etl"), Job("a", JobState.SUCCESS, "etl")
-    first = Listing(
+    first = Pass(
         {"a": old},
         complete=True,
         requests=2,
@@ -170,7 +170,7 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
         request_id="r1",
         facts=[PassFacts(rows=1)],
     )
-    second = Listing(
+    second = Pass(
         {"a": new, "b": Job("b", JobState.DEAD, "etl")},
         complete=False,
         requests=3,
@@ -179,7 +179,7 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
         request_id=None,
         facts=[PassFacts(rows=2)],
     )
-    kept = Listing({"a": old}, requests=2, rejected=1, request_id="r1", facts=[PassFacts(rows=1)])
+    kept = Pass({"a": old}, requests=2, rejected=1, request_id="r1", facts=[PassFacts(rows=1)])
     kept.merge(second, keep_existing=True)
     assert kept.jobs["a"] is old and "b" in kept.jobs
     first.merge(second)
@@ -190,8 +190,8 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
         )  # fmt: skip
         assert merged.request_id == "r1", "a pass without a request id keeps the last one seen"
         assert [f.rows for f in merged.facts] == [1, 2]
-    latest = Listing(request_id="r1")
-    latest.merge(Listing(request_id="r2"))
+    latest = Pass(request_id="r1")
+    latest.merge(Pass(request_id="r2"))
     assert latest.request_id == "r2" and latest.complete
 
 

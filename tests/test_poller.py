@@ -22,8 +22,8 @@ from monitor.dli.transport import Request, Response
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics, TargetMetrics
 from monitor.output.scope import Scope
-from monitor.poll.poller import QueuePoller, Target, next_start
-from monitor.poll.strategy import FullListing, IncrementalListing, StrategySetting
+from monitor.poll.poller import PolledQueue, QueuePoller, next_start
+from monitor.poll.strategy import FullStrategy, IncrementalStrategy, StrategySetting
 from monitor.simulator import ApiVariant, Lifecycle, World
 from tests.fakes import FakeApi, FakeClock
 
@@ -44,7 +44,7 @@ class Rig:
         source: FakeApi | None = None,
         queues: tuple[str, ...] = ("etl",),
         retries: int = 8,
-        target: Target | None = None,
+        target: PolledQueue | None = None,
     ) -> None:
         self.world = World("p1", queues, seed=5, now_ms=int(T0 * 1000), lifecycle=QUIET,
                            initial_jobs=jobs)  # fmt: skip
@@ -59,7 +59,7 @@ class Rig:
         self.book = BehaviourBook()
         self.applied: list[QueuePoller] = []
         self.poller = QueuePoller(
-            target or Target("etl"),
+            target or PolledQueue("etl"),
             self.source.client,
             EventLog("p1"),
             self.metrics.for_scope(self.scope),
@@ -76,16 +76,16 @@ class Rig:
         """Poll (30 s apart) until the strategy is incremental; a few polls at most."""
         logs: list[MutableMapping[str, Any]] = []
         for _ in range(polls):
-            if isinstance(self.poller.strategy, IncrementalListing):
+            if isinstance(self.poller.strategy, IncrementalStrategy):
                 return logs
             logs += await self.poll()
             self.clock.advance(30)
-        assert isinstance(self.poller.strategy, IncrementalListing), "never went incremental"
+        assert isinstance(self.poller.strategy, IncrementalStrategy), "never went incremental"
         return logs
 
-    def incremental(self) -> IncrementalListing:
+    def incremental(self) -> IncrementalStrategy:
         strategy = self.poller.strategy
-        assert isinstance(strategy, IncrementalListing)
+        assert isinstance(strategy, IncrementalStrategy)
         return strategy
 
     async def poll(self) -> list[MutableMapping[str, Any]]:
@@ -182,7 +182,7 @@ async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_
             assert {s: counted.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
     assert rig.book.current.incremental_blocker() is not None
     assert why in rig.book.current.incremental_blocker()  # type: ignore[operator]
-    assert isinstance(rig.poller.strategy, FullListing)
+    assert isinstance(rig.poller.strategy, FullStrategy)
     switches = [e for e in logs if e["event"] == "poll.strategy"]
     assert switches[-1]["strategy"] == "full" and switches[-1]["queue"] == "etl"
     assert why in switches[-1]["reason"]
@@ -197,7 +197,7 @@ async def test_a_filtered_total_is_proven_then_polls_go_incremental_and_count_fr
         await rig.poll()
         rig.clock.advance(30)
     assert rig.book.current.total is TotalMeaning.FILTERED
-    assert isinstance(rig.poller.strategy, IncrementalListing)
+    assert isinstance(rig.poller.strategy, IncrementalStrategy)
     summary = rig.poller.summary
     assert summary is not None
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
@@ -235,7 +235,7 @@ async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_no
     with capture_logs() as logs, anyio.move_on_after(0.2):
         await rig.poller.poll()
     assert job_events(logs) == []
-    assert isinstance(rig.poller.strategy, IncrementalListing)
+    assert isinstance(rig.poller.strategy, IncrementalStrategy)
     assert rig.incremental().watermark_ms == watermark
     # Whole or nothing, the API-counted terminal totals included (dli_batch_jobs is read from
     # the summary): the cut-off poll had read a success count one higher (the short job).
@@ -405,7 +405,7 @@ async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed()
     rig.clock.advance(30)
     logs = await rig.poll()
     assert [e["event"] for e in logs] == [], "nothing changed, nothing said"
-    assert isinstance(rig.poller.strategy, IncrementalListing)
+    assert isinstance(rig.poller.strategy, IncrementalStrategy)
     asked = sorted(
         (q.get("state", ""), q["size"], q.get("start", ""), q["queue_name"])
         for q in rig.source.lists()
@@ -470,7 +470,7 @@ async def test_auto_goes_incremental_on_a_long_history_and_back_when_it_shrinks(
     for _ in range(3):
         await rig.poll()
         rig.clock.advance(30)
-    assert isinstance(rig.poller.strategy, IncrementalListing), "200 jobs: 50 pages of 4"
+    assert isinstance(rig.poller.strategy, IncrementalStrategy), "200 jobs: 50 pages of 4"
     for job_id in list(rig.world.jobs)[:-10]:
         rig.world.delete(job_id)
     rig.clock.advance(30)
@@ -478,7 +478,7 @@ async def test_auto_goes_incremental_on_a_long_history_and_back_when_it_shrinks(
     assert [(e["event"], e["strategy"]) for e in logs if e["event"] == "poll.strategy"] == [
         ("poll.strategy", "full")
     ]
-    assert isinstance(rig.poller.strategy, FullListing)
+    assert isinstance(rig.poller.strategy, FullStrategy)
 
 
 async def test_a_job_confirmed_by_its_detail_stays_in_the_queue_it_was_listed_in() -> None:
@@ -507,7 +507,7 @@ async def test_every_request_of_a_poll_spends_one_budget_per_poll() -> None:
             await rig.poll()
             rig.clock.advance(30)
         if strategy == "auto":
-            assert isinstance(rig.poller.strategy, FullListing) and rig.poller.strategy.probe
+            assert isinstance(rig.poller.strategy, FullStrategy) and rig.poller.strategy.probe
         rig.world.delete(rig.active())
         rig.source.client.budgets.clear()
         await rig.poll()
@@ -517,7 +517,7 @@ async def test_every_request_of_a_poll_spends_one_budget_per_poll() -> None:
 
 
 async def test_a_baseline_reports_per_queue_counts_and_applies_are_announced() -> None:
-    rig = Rig(queues=("etl", "ml"), target=Target(None), jobs=30)
+    rig = Rig(queues=("etl", "ml"), target=PolledQueue(None), jobs=30)
     logs = await rig.poll()
     baselines = {e["queue"]: e["counts"] for e in logs if e["event"] == "monitor.baseline"}
     assert baselines == {
@@ -570,7 +570,7 @@ async def test_history_seen_by_incremental_polls_is_not_rediscovered_by_a_full_l
     for _ in range(2):
         rig.clock.advance(30)
         logs += await rig.poll()
-    assert isinstance(rig.poller.strategy, FullListing)
+    assert isinstance(rig.poller.strategy, FullStrategy)
     assert job_events(logs) == []
 
 
@@ -579,7 +579,7 @@ async def test_switching_to_incremental_starts_from_the_newest_job_seen() -> Non
     logs = []
     logs += await rig.until_incremental()
     strategy = rig.poller.strategy
-    assert isinstance(strategy, IncrementalListing)
+    assert isinstance(strategy, IncrementalStrategy)
     newest = max(j.create_time for j in rig.world.jobs.values() if j.queue == "etl")
     assert strategy.watermark_ms == newest
     switch = [e for e in logs if e["event"] == "poll.strategy"]
@@ -657,7 +657,7 @@ async def test_rows_without_create_times_still_switch_to_incremental_from_scratc
     for _ in range(3):
         await rig.poll()
         rig.clock.advance(30)
-    assert isinstance(rig.poller.strategy, IncrementalListing)
+    assert isinstance(rig.poller.strategy, IncrementalStrategy)
     assert rig.sample("dli_monitor_up", queue="etl") == 1
 
 
@@ -690,23 +690,25 @@ async def test_a_full_listing_s_probe_alone_shows_what_incremental_polls_cannot_
         await rig.poll()
         rig.clock.advance(30)
     assert verdict in (rig.book.current.incremental_blocker() or "")
-    assert isinstance(rig.poller.strategy, FullListing)
+    assert isinstance(rig.poller.strategy, FullStrategy)
 
 
 async def test_a_poller_s_defaults() -> None:
     world = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=5)
     long = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=1200)
-    full = QueuePoller(Target("etl"), FakeApi(long).client, EventLog("p1"), _metrics(), interval=30)
+    full = QueuePoller(
+        PolledQueue("etl"), FakeApi(long).client, EventLog("p1"), _metrics(), interval=30
+    )
     with capture_logs():
         await full.poll()
         await full.poll()
-    assert isinstance(full.strategy, FullListing) and not full.strategy.probe, "full by default"
+    assert isinstance(full.strategy, FullStrategy) and not full.strategy.probe, "full by default"
     source = FakeApi(world)
-    poller = QueuePoller(Target("etl"), source.client, EventLog("p1"), _metrics(), interval=30)
+    poller = QueuePoller(PolledQueue("etl"), source.client, EventLog("p1"), _metrics(), interval=30)
     assert poller.poll_timeout == 90
     assert (
         QueuePoller(
-            Target("etl"), source.client, EventLog("p1"), _metrics(), interval=1
+            PolledQueue("etl"), source.client, EventLog("p1"), _metrics(), interval=1
         ).poll_timeout
         == 60
     )
@@ -715,7 +717,7 @@ async def test_a_poller_s_defaults() -> None:
     assert source.client.budget_sizes == [8], "8 retries a poll by default"
     # 5 jobs: one short page of 100, and the one probe that confirms it was the end
     assert [(q["from"], q["size"]) for q in source.lists()] == [("0", "100"), ("5", "100")]
-    assert isinstance(poller.strategy, FullListing) and not poller.strategy.probe
+    assert isinstance(poller.strategy, FullStrategy) and not poller.strategy.probe
     assert [e["event"] for e in logs] == ["monitor.baseline"], "no rows_rejected when none were"
 
 
@@ -724,7 +726,7 @@ async def test_a_poller_given_a_snapshot_resumes_from_it_without_a_baseline() ->
     await rig.poll()
     snapshot = rig.poller.snapshot
     resumed = QueuePoller(
-        Target("etl"), rig.source.client, EventLog("p1"), _metrics(), interval=30,
+        PolledQueue("etl"), rig.source.client, EventLog("p1"), _metrics(), interval=30,
         snapshot=snapshot, clock=rig.clock,
     )  # fmt: skip
     assert resumed.snapshot is snapshot
@@ -773,10 +775,10 @@ def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
 
     saved = JobSnapshot({}, horizon_ms=None if horizon is None else int(horizon))
     poller = QueuePoller(
-        Target("etl"), FakeApi(World("p1", ("etl",), now_ms=0)).client, EventLog("p1"),
+        PolledQueue("etl"), FakeApi(World("p1", ("etl",), now_ms=0)).client, EventLog("p1"),
         _metrics(), interval=30, snapshot=saved, strategy=strategy,
     )  # fmt: skip
-    assert isinstance(poller.strategy, IncrementalListing) is resumes
+    assert isinstance(poller.strategy, IncrementalStrategy) is resumes
     if resumes:
         expected = None if horizon is None else int(horizon) + 60_000
         assert poller.strategy.watermark_ms == expected  # type: ignore[union-attr]
@@ -811,7 +813,7 @@ async def test_a_finished_job_the_api_no_longer_lists_is_forgotten_and_uncounted
 
 
 async def test_a_project_wide_poller_exports_every_queue_it_meets_from_zero() -> None:
-    rig = Rig(queues=("etl", "ml"), target=Target(None), jobs=20)
+    rig = Rig(queues=("etl", "ml"), target=PolledQueue(None), jobs=20)
     await rig.poll()
     for queue in ("etl", "ml"):
         assert (

@@ -19,7 +19,7 @@ from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.credentials import CredentialError
 from monitor.dli.errors import APIError, DLIError, RequestTimeout, TransportError, is_gone
 from monitor.dli.transport import AiohttpTransport
-from monitor.poll.strategy import WATERMARK_MARGIN_MS, FullListing, IncrementalListing
+from monitor.poll.strategy import WATERMARK_MARGIN_MS, FullStrategy, IncrementalStrategy
 
 __all__ = ["check", "hint"]
 
@@ -96,14 +96,14 @@ async def _check_target(settings: Settings, prefix: str) -> int:
             # Retries are not reported by check: its verdict line says how the request ended.
             source = client.for_poll(RetryBudget(2))
             try:
-                full = await FullListing(probe=queue is not None).gather(
+                full = await FullStrategy(probe=queue is not None).gather(
                     source, queue, page_size=settings.page_size, behaviour=book.current
                 )
                 learned = book.learn(full.facts)
                 if queue is not None:
                     # Jobs of the last hour with start and order: shows whether both hold.
                     since = int(time.time() * 1000) - 3_600_000 + WATERMARK_MARGIN_MS
-                    recent = await IncrementalListing(since).gather(
+                    recent = await IncrementalStrategy(since).gather(
                         source, queue, page_size=settings.page_size, behaviour=learned
                     )
                     learned = book.learn(recent.facts)

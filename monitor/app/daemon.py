@@ -114,13 +114,13 @@ class Daemon:
             if poller.heartbeat and now - poller.heartbeat > limit:
                 return (
                     False,
-                    f"poll loop of {poller.target.label} stalled {now - poller.heartbeat:.0f} s",
+                    f"poll loop of {poller.polled.label} stalled {now - poller.heartbeat:.0f} s",
                 )
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
         waiting = [
-            f"{t.project_id}/{p.target.label}"
+            f"{t.project_id}/{p.polled.label}"
             for t in self.targets
             for p in t.pollers
             if not p.ready

@@ -26,7 +26,7 @@ from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.redact import redact_url
 from monitor.output.scope import Scope
-from monitor.poll.poller import QueuePoller, Target
+from monitor.poll.poller import PolledQueue, QueuePoller
 from monitor.state.file import StateFile
 
 __all__ = ["TargetMonitor"]
@@ -107,7 +107,7 @@ class TargetMonitor:
         loaded = self._state.load() if self._state is not None else None
         saved = loaded.snapshots if loaded is not None else {}
         self._dirty = anyio.Event()
-        targets = [Target(q) for q in self.queues] or [Target(None)]
+        targets = [PolledQueue(q) for q in self.queues] or [PolledQueue(None)]
         self.pollers = [
             QueuePoller(
                 target,
@@ -154,7 +154,7 @@ class TargetMonitor:
             self._dirty.set()
 
     def _snapshots(self) -> dict[str, JobSnapshot]:
-        return {p.target.label: p.snapshot for p in self.pollers if p.snapshot is not None}
+        return {p.polled.label: p.snapshot for p in self.pollers if p.snapshot is not None}
 
     def _save(self, state: StateFile, snapshots: dict[str, JobSnapshot]) -> None:
         """Write the state file; a failure is reported, not raised: the next save may succeed."""

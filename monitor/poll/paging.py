@@ -26,7 +26,7 @@ from monitor.dli.models import ListPage
 from monitor.dli.source import JobSource
 from monitor.poll.tasks import run_all
 
-__all__ = ["MAX_PAGES", "Listing", "Query", "list_all"]
+__all__ = ["MAX_PAGES", "Pass", "Query", "list_all"]
 
 #: a server answering full pages forever must not keep us paging forever; 10 million rows at the
 #: default page size (10,000 was too few: a queue with a million finished jobs in its history
@@ -56,7 +56,7 @@ class Query:
 
 
 @dataclass(slots=True)
-class Listing:
+class Pass:
     """A paging pass (or several merged), deduplicated by job id.
 
     ``complete``: the pass ended on evidence, no job was read twice and ``total`` (where there
@@ -73,7 +73,7 @@ class Listing:
     #: paging stopped at rows older than ``start`` (an API ignoring it), not at the end
     cut_short: bool = False
 
-    def merge(self, other: Listing, *, keep_existing: bool = False) -> None:
+    def merge(self, other: Pass, *, keep_existing: bool = False) -> None:
         """Add another pass (of the same target) to this one; it is complete only if both are.
         With ``keep_existing``, a job already here keeps its reading."""
         if keep_existing:
@@ -95,9 +95,9 @@ async def list_all(
     *,
     page_size: int,
     trust_total: bool,
-) -> Listing:
+) -> Pass:
     """Every job ``query`` selects, read page by page until the rows end."""
-    listing = Listing()
+    listing = Pass()
     filters = query.filters()
 
     largest_total = 0  # the largest total any page gave (None counts as 0)
@@ -190,8 +190,8 @@ class _Cutoff:
 
 
 def _assemble(
-    listing: Listing, query: Query, pages: dict[int, ListPage], *, trust_total: bool
-) -> Listing:
+    listing: Pass, query: Query, pages: dict[int, ListPage], *, trust_total: bool
+) -> Pass:
     rows = read = 0
     foreign = [False, False, False]
     checked = broken = False

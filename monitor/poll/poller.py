@@ -1,7 +1,7 @@
 """One poller per target (a queue, or the whole project): list, confirm, diff, publish.
 
 A poll either applies completely or not at all: the listing and the detail confirmations are
-gathered first; then the pure diff runs, its changes are published, and the new snapshot and
+result first; then the pure diff runs, its changes are published, and the new snapshot and
 the strategy's watermark are swapped in without any ``await`` in between, so a cancellation
 (shutdown, poll timeout) can only land before the poll changed anything or after it is complete.
 
@@ -33,23 +33,23 @@ from monitor.output.metrics import TargetMetrics
 from monitor.output.scope import Scope
 from monitor.poll.strategy import (
     WATERMARK_MARGIN_MS,
-    FullListing,
-    Gathered,
-    IncrementalListing,
+    FullStrategy,
+    IncrementalStrategy,
+    PollResult,
     Strategy,
     StrategySetting,
     choose,
     incremental_usable,
 )
 
-__all__ = ["ALL_QUEUES", "QueuePoller", "Target", "next_start"]
+__all__ = ["ALL_QUEUES", "PolledQueue", "QueuePoller", "next_start"]
 
 #: the ``queue`` label of self metrics when no queues are configured (one project-wide poller)
 ALL_QUEUES = "*"
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class PolledQueue:
     """What one poller lists: one queue, or (``queue=None``) every job of the project."""
 
     queue: str | None
@@ -60,11 +60,12 @@ class Target:
 
 
 class QueuePoller:
-    """Polls one target every ``interval`` seconds and publishes what changed."""
+    """Polls one queue (or the whole project) every ``interval`` seconds and publishes what
+    changed."""
 
     def __init__(
         self,
-        target: Target,
+        polled: PolledQueue,
         client: JobApi,
         events: EventLog,
         metrics: TargetMetrics,
@@ -79,7 +80,7 @@ class QueuePoller:
         on_applied: Callable[[QueuePoller], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.target = target
+        self.polled = polled
         self._client = client
         self._book = behaviour or BehaviourBook()
         self._events = events
@@ -94,17 +95,17 @@ class QueuePoller:
         self._initialised: set[str] = set()
         self._rejected_seen = (0, 0)
         self._strategy_setting: StrategySetting = strategy
-        self._lister: Strategy = FullListing()
+        self._strategy: Strategy = FullStrategy()
         #: states the API counted for us in the last poll (incremental listings)
         self._totals: dict[JobState, int] = {}
         self._unknown_detail_states: set[str] = set()
         horizon = snapshot.horizon_ms if snapshot is not None else None
-        if target.queue is not None and (
+        if polled.queue is not None and (
             strategy == "incremental" or (strategy == "auto" and horizon is not None)
         ):
             # Resume where a previous run's incremental polls left off.
             watermark = horizon + WATERMARK_MARGIN_MS if horizon is not None else None
-            self._lister = IncrementalListing(watermark)
+            self._strategy = IncrementalStrategy(watermark)
         #: True once a poll succeeded (readiness)
         self.ready = False
         #: monotonic time the loop last made progress (liveness)
@@ -112,7 +113,7 @@ class QueuePoller:
         #: polls failed in a row, and the (wall) time the first of them failed
         self._failed_polls = 0
         self._failing_since = 0.0
-        metrics.init_target(target.label)
+        metrics.init_target(polled.label)
         self._init_queues(self.export_queues)
 
     # -- what the metrics collector and the state file read ---------------------------------
@@ -127,13 +128,13 @@ class QueuePoller:
 
     @property
     def export_queues(self) -> Iterable[str]:
-        return [self.target.queue] if self.target.queue else []
+        return [self.polled.queue] if self.polled.queue else []
 
     @property
     def summary(self) -> StateSummary | None:
         if self._snapshot is None:
             return None
-        queue = self.target.queue
+        queue = self.polled.queue
         if queue is None or not self._totals:
             return self._snapshot.summary
         return self._snapshot.summary.with_counts(
@@ -169,11 +170,11 @@ class QueuePoller:
     @property
     def strategy(self) -> Strategy:
         """How the next poll gathers (read-only: it changes only when a poll is applied)."""
-        return self._lister
+        return self._strategy
 
     async def poll(self) -> bool:
         """One poll; True if it was applied."""
-        label = self.target.label
+        label = self.polled.label
         started = time.perf_counter()
         budget = RetryBudget(self._retries)
 
@@ -184,17 +185,17 @@ class QueuePoller:
             )
 
         source = self._client.for_poll(budget, on_retry)
-        lister = self._lister
+        strategy = self._strategy
         try:
-            gathered = await self._gather(source, lister)
-            if isinstance(lister, IncrementalListing):
-                why = incremental_usable(gathered, self._book.current)
+            result = await self._gather(source, strategy)
+            if isinstance(strategy, IncrementalStrategy):
+                why = incremental_usable(result, self._book.current)
                 if why is not None:
                     # Nothing of this poll was applied, so nothing was forgotten: list it all.
-                    lister = FullListing(probe=True)
-                    self._switch(lister, f"{why}; listing every job")
-                    gathered = await self._gather(source, lister)
-            listing = gathered.listing
+                    strategy = FullStrategy(probe=True)
+                    self._switch(strategy, f"{why}; listing every job")
+                    result = await self._gather(source, strategy)
+            listing = result.listing
             missing = self._snapshot.missing(listing.jobs) if self._snapshot is not None else []
             confirmed, gone = await self._confirm(source, missing)
         except DLIError as exc:
@@ -214,45 +215,43 @@ class QueuePoller:
         self._metrics.rows_rejected(label, "unknown_state", listing.unknown_state)
 
         self._apply(
-            Observation(
-                listing.jobs, confirmed, gone, listing.complete, gathered.history_before_ms
-            ),
-            lister,
-            gathered,
+            Observation(listing.jobs, confirmed, gone, listing.complete, result.history_before_ms),
+            strategy,
+            result,
         )
         return True
 
-    async def _gather(self, source: JobSource, lister: Strategy) -> Gathered:
-        gathered = await lister.gather(
-            source, self.target.queue, page_size=self._page_size, behaviour=self._book.current
+    async def _gather(self, source: JobSource, strategy: Strategy) -> PollResult:
+        result = await strategy.gather(
+            source, self.polled.queue, page_size=self._page_size, behaviour=self._book.current
         )
-        self._book.learn(gathered.facts)
-        return gathered
+        self._book.learn(result.facts)
+        return result
 
-    def _next_strategy(self, current: Strategy, gathered: Gathered) -> Strategy:
+    def _next_strategy(self, current: Strategy, result: PollResult) -> Strategy:
         """The strategy of the next poll, given what this (applied) poll showed."""
         name, reason, probe = choose(
             self._strategy_setting,
-            self.target.queue,
+            self.polled.queue,
             self._book.current,
-            gathered.full_listing_requests,
+            result.full_listing_requests,
         )
-        lister: Strategy
+        strategy: Strategy
         if name == "incremental":
-            if isinstance(current, IncrementalListing):
-                return IncrementalListing(gathered.watermark_ms)
+            if isinstance(current, IncrementalStrategy):
+                return IncrementalStrategy(result.watermark_ms)
             snapshot = self._snapshot.values() if self._snapshot else ()
             created = [t.create_time for t in snapshot if t.create_time]
-            lister = IncrementalListing(max(created, default=None))
+            strategy = IncrementalStrategy(max(created, default=None))
         else:
-            lister = FullListing(probe=probe)
-            if isinstance(current, FullListing):
-                return lister
-        self._switch(lister, reason)
-        return lister
+            strategy = FullStrategy(probe=probe)
+            if isinstance(current, FullStrategy):
+                return strategy
+        self._switch(strategy, reason)
+        return strategy
 
-    def _switch(self, lister: Strategy, reason: str) -> None:
-        self._events.strategy(self.target.label, lister.name, reason)
+    def _switch(self, strategy: Strategy, reason: str) -> None:
+        self._events.strategy(self.polled.label, strategy.name, reason)
 
     async def _confirm(
         self, source: JobSource, missing: list[ActiveJob]
@@ -268,8 +267,8 @@ class QueuePoller:
             except UnknownJobState as exc:
                 if exc.state not in self._unknown_detail_states:  # logged once per spelling
                     self._unknown_detail_states.add(exc.state)
-                    self._events.rows_rejected(self.target.label, 0, 1, exc.request_id)
-                self._metrics.rows_rejected(self.target.label, "unknown_state")
+                    self._events.rows_rejected(self.polled.label, 0, 1, exc.request_id)
+                self._metrics.rows_rejected(self.polled.label, "unknown_state")
                 return
             except DLIError as exc:
                 if is_gone(exc):
@@ -283,13 +282,13 @@ class QueuePoller:
                     tg.start_soon(confirm, tracked)
         return confirmed, frozenset(gone)
 
-    def _apply(self, observation: Observation, lister: Strategy, gathered: Gathered) -> None:
+    def _apply(self, observation: Observation, strategy: Strategy, result: PollResult) -> None:
         """Publish and swap in the poll's result, its strategy's watermark and API counts
         included. No await here: it happens whole or not at all."""
-        label = self.target.label
+        label = self.polled.label
         now = self._clock()
         now_ms = int(now * 1000)
-        self._totals = gathered.totals
+        self._totals = result.totals
         if self._snapshot is None:
             snapshot = JobSnapshot.baseline(
                 observation.listed.values(), now_ms=now_ms, horizon_ms=observation.history_before_ms
@@ -309,7 +308,7 @@ class QueuePoller:
                 self._events.change(queue, change)
                 self._metrics.record(queue, change)
         self._snapshot = snapshot
-        self._lister = self._next_strategy(lister, gathered)
+        self._strategy = self._next_strategy(strategy, result)
         self._metrics.poll_succeeded(label, now)
         if self._failed_polls:
             self._events.poll_recovered(label, self._failed_polls, now - self._failing_since)
@@ -319,7 +318,7 @@ class QueuePoller:
             self._on_applied(self)
 
     def _failed(self, error: str, code: str, attempt: int) -> None:
-        label = self.target.label
+        label = self.polled.label
         if not self._failed_polls:
             self._failing_since = self._clock()
         self._failed_polls += 1

@@ -1,7 +1,7 @@
 """How one poll gathers what it observes, and which way of gathering a queue's polls use.
 
-:class:`FullListing` pages through every job of the queue; its cost grows with the history the
-API keeps, and it relies on nothing but the rows. :class:`IncrementalListing` lists the active
+:class:`FullStrategy` pages through every job of the queue; its cost grows with the history the
+API keeps, and it relies on nothing but the rows. :class:`IncrementalStrategy` lists the active
 states with the API's ``state`` filter, the jobs created since the newest one already seen
 (``order=CREATE_TIME_DESC`` + ``start``), and counts the terminal states from the ``total`` of
 one-row requests, so its cost grows with the active and recently created jobs only; it is exact
@@ -10,7 +10,7 @@ only where the API honours those filters and ``total`` counts filtered rows, whi
 :class:`~monitor.core.behaviour.ApiBehaviour`. Active jobs that left the listings are confirmed with
 detail requests by the poller, as for a full listing, so both see every change.
 
-Strategies hold no mutable state: a gather returns a :class:`Gathered`, including the watermark
+Strategies hold no mutable state: a gather returns a :class:`PollResult`, including the watermark
 it proposes, and the poller commits that in the same step as the snapshot, so a poll abandoned
 after gathering changes nothing.
 """
@@ -25,15 +25,15 @@ from typing import Literal
 from monitor.core.behaviour import ApiBehaviour, PassFacts
 from monitor.core.jobs import ACTIVE_STATES, TERMINAL_STATES, JobState
 from monitor.dli.source import JobSource
-from monitor.poll.paging import Listing, Query, list_all
+from monitor.poll.paging import Pass, Query, list_all
 from monitor.poll.tasks import run_all
 
 __all__ = [
     "AUTO_INCREMENTAL_AFTER",
     "WATERMARK_MARGIN_MS",
-    "FullListing",
-    "Gathered",
-    "IncrementalListing",
+    "FullStrategy",
+    "IncrementalStrategy",
+    "PollResult",
     "Strategy",
     "choose",
     "incremental_usable",
@@ -50,11 +50,11 @@ StrategySetting = Literal["auto", "full", "incremental"]
 
 
 @dataclass(slots=True)
-class Gathered:
+class PollResult:
     """What one poll observed: its listing (several passes merged, for incremental polls) and
     what the listing alone does not say."""
 
-    listing: Listing = field(default_factory=Listing)
+    listing: Pass = field(default_factory=Pass)
     #: states counted by the API rather than from the snapshot
     totals: dict[JobState, int] = field(default_factory=dict)
     #: how many requests a full listing would take (known from any listing's ``total``)
@@ -71,7 +71,7 @@ class Gathered:
         return [*self.listing.facts, *self.probes]
 
 
-class FullListing:
+class FullStrategy:
     """Every job of the queue, every poll. With ``probe``, also the ``total`` of one-row
     ``state`` requests for the terminal states, compared with the listing's own counts: what
     shows whether incremental polls could count from ``total``."""
@@ -88,14 +88,14 @@ class FullListing:
         *,
         page_size: int,
         behaviour: ApiBehaviour,
-    ) -> Gathered:
+    ) -> PollResult:
         listing = await list_all(
             source,
             Query(queue),
             page_size=page_size,
             trust_total=behaviour.pages_by_total,
         )
-        gathered = Gathered(listing, full_listing_requests=listing.requests)
+        gathered = PollResult(listing, full_listing_requests=listing.requests)
         if self.probe and queue is not None and listing.complete:
             counts = dict.fromkeys(TERMINAL_STATES, 0)
             for job in listing.jobs.values():
@@ -128,7 +128,7 @@ class FullListing:
 
 
 @dataclass(frozen=True, slots=True)
-class IncrementalListing:
+class IncrementalStrategy:
     """Active jobs, new jobs, and terminal counts: the cost of what can have changed."""
 
     #: newest create_time seen; jobs created since (minus a margin) are listed each poll
@@ -142,10 +142,10 @@ class IncrementalListing:
         *,
         page_size: int,
         behaviour: ApiBehaviour,
-    ) -> Gathered:
-        active: dict[JobState, Listing] = {}
+    ) -> PollResult:
+        active: dict[JobState, Pass] = {}
         counted: dict[JobState, int | None] = {}
-        recent: list[Listing] = []
+        recent: list[Pass] = []
         trust = behaviour.pages_by_total
         since = None if self.watermark_ms is None else self.watermark_ms - WATERMARK_MARGIN_MS
 
@@ -184,7 +184,7 @@ class IncrementalListing:
             + [list_recent]
         )
 
-        listing = Listing()
+        listing = Pass()
         for state in sorted(active):
             listing.merge(active[state])
         # New jobs may be in any state; an active one is in both listings, the same reading or a
@@ -196,7 +196,7 @@ class IncrementalListing:
         if self.watermark_ms is not None:
             created.append(self.watermark_ms)
         watermark = max(created, default=None)
-        return Gathered(
+        return PollResult(
             listing,
             totals=totals,
             full_listing_requests=math.ceil(everything / page_size),
@@ -205,10 +205,10 @@ class IncrementalListing:
         )
 
 
-Strategy = FullListing | IncrementalListing
+Strategy = FullStrategy | IncrementalStrategy
 
 
-def incremental_usable(gathered: Gathered, behaviour: ApiBehaviour) -> str | None:
+def incremental_usable(gathered: PollResult, behaviour: ApiBehaviour) -> str | None:
     """Why an incremental poll must be discarded (``behaviour`` already includes what the poll
     itself showed), or ``None`` if it is exact."""
     blocker = behaviour.incremental_blocker()
