@@ -25,7 +25,7 @@ from monitor.dli.client import ClientHooks
 from monitor.output.events import EventLog, configure_logging
 from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
-from monitor.poll.poller import PolledQueue, QueuePoller
+from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller
 from monitor.poll.strategy import StrategySetting
 
 
@@ -67,7 +67,12 @@ async def _daemon_rounds(
     async with aiohttp.ClientSession() as session:
         client = make_client(session, url, ClientHooks(on_response=count))
         pollers = [
-            QueuePoller(PolledQueue(q), client, events, metrics, interval=30, strategy=strategy)
+            QueuePoller(
+                PolledQueue(q),
+                client,
+                PollOutput(events, metrics),
+                PollSettings(30, strategy=strategy),
+            )
             for q in queues
         ]
         for _ in range(rounds):

@@ -15,7 +15,7 @@ from bench.common import figures, make_client, row, rss, simulator
 from monitor.output.events import EventLog, configure_logging
 from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
-from monitor.poll.poller import PolledQueue, QueuePoller
+from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller
 from monitor.poll.strategy import IncrementalStrategy
 
 __all__ = ["bench_targets"]
@@ -35,7 +35,10 @@ async def _rounds(urls: dict[str, str], queues: int, rounds: int) -> list[tuple[
             events = EventLog(project)
             pollers += [
                 QueuePoller(
-                    PolledQueue(f"q{i}"), client, events, scope, interval=30, strategy="auto"
+                    PolledQueue(f"q{i}"),
+                    client,
+                    PollOutput(events, scope),
+                    PollSettings(30, strategy="auto"),
                 )
                 for i in range(queues)
             ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def main() -> int:
+    """Run the command; its exit status."""
     # Before the imports below, which take most of a second: a SIGTERM from then on is a
     # graceful stop, not the default kill (see monitor.app.shutdown).
     from monitor.app import shutdown

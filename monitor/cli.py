@@ -156,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901, PLR0911 (each failure's exit status, in one place)
+    """Run ``dli-monitor`` with ``argv``; its exit status (see the module's docstring)."""
     args = _parser().parse_args(argv)
     from monitor.output.serving import ListenError
 
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _stdout_closed() -> int:
-    """stdout (the event stream) was closed by its reader: `dli-monitor run | head -1`."""
+    """Stdout (the event stream) was closed by its reader: `dli-monitor run | head -1`."""
     # Point it at /dev/null so the interpreter's last flush does not fail a second time.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     print(_line("stdout was closed; no event can be written"), file=sys.stderr)
@@ -216,7 +217,7 @@ def _run(settings: Settings) -> int:
     return 0
 
 
-def _world(
+def _world(  # noqa: PLR0913, PLR0917 (a World's knobs, as the command's flags give them)
     project_id: str,
     queues: Sequence[str],
     seed: int,
@@ -266,7 +267,7 @@ async def _demo(args: argparse.Namespace) -> int:
             sk=sk,
             **given,
         )
-        with anyio.move_on_after(args.duration if args.duration else math.inf):
+        with anyio.move_on_after(args.duration or math.inf):
             await Daemon(settings).run()
     return 0
 

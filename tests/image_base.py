@@ -24,7 +24,7 @@ NPROC_CEILING = 32768
 
 
 def containers_conf(directory: Path) -> Path:
-    """runc and cgroupfs (crun and systemd are not usable here), and default ulimits no higher
+    """Runc and cgroupfs (crun and systemd are not usable here), and default ulimits no higher
     than this process's own: a container may not raise them."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], NPROC_CEILING)
@@ -47,7 +47,7 @@ def build_base(podman: str, mmdebstrap: str, env: dict[str, str], work: Path) ->
     subprocess.run(
         [mmdebstrap, "--quiet", "--variant=minbase",
          "--include=python3,python3-venv,ca-certificates",
-         "--customize-hook=chroot \"$1\" python3 -m venv /opt/venv",
+         '--customize-hook=chroot "$1" python3 -m venv /opt/venv',
          "bookworm", str(rootfs)],
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip

@@ -31,7 +31,7 @@ import monitor.state.codec
 MARKER = "S3CRET"
 #: a credential in a URL; "***@" is what redaction leaves, so it does not match
 URL_CREDENTIALS = re.compile(
-    r"[a-z][a-z0-9+.-]*://(?:[^/\s:@\"'<>]+:[^/\s\"'<>]+|\*\*\*@[^/\s\"'<>]*)@", re.I
+    r"[a-z][a-z0-9+.-]*://(?:[^/\s:@\"'<>]+:[^/\s\"'<>]+|\*\*\*@[^/\s\"'<>]*)@", re.IGNORECASE
 )
 
 

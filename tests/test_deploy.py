@@ -81,10 +81,12 @@ def test_dockerfile_passes_hadolint_and_matches_the_version() -> None:
     run(require_tool("hadolint"), "Dockerfile")
     text = (ROOT / "Dockerfile").read_text()
     assert f"ARG VERSION={__version__}" in text
-    assert re.search(r"^ARG PYTHON_IMAGE=\S+@sha256:[0-9a-f]{64}$", text, re.M), "pinned by digest"
+    assert re.search(r"^ARG PYTHON_IMAGE=\S+@sha256:[0-9a-f]{64}$", text, re.MULTILINE), (
+        "pinned by digest"
+    )
     assert "--require-hashes" in text and "requirements.lock" in text
     assert 'ENTRYPOINT ["dli-monitor"]' in text and 'CMD ["run"]' in text
-    assert re.search(r"^USER \d+", text, re.M), "runs as a numeric non-root user"
+    assert re.search(r"^USER \d+", text, re.MULTILINE), "runs as a numeric non-root user"
 
 
 def test_the_lock_pins_every_dependency_with_hashes() -> None:
@@ -92,7 +94,7 @@ def test_the_lock_pins_every_dependency_with_hashes() -> None:
     one exact version with hashes, and what those need in turn."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lock = (ROOT / "requirements.lock").read_text()
-    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", lock, re.M))
+    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", lock, re.MULTILINE))
     for requirement in project["dependencies"]:
         name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
         assert name in pins, f"{name} is not in requirements.lock: regenerate it (see its header)"

@@ -26,7 +26,7 @@ from monitor.dli.transport import AiohttpTransport
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
-from monitor.poll.poller import PolledQueue, QueuePoller
+from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller
 
 pytestmark = pytest.mark.slow  # 600 examples: seconds, not milliseconds
 
@@ -158,11 +158,9 @@ def test_a_poll_applies_whole_or_not_at_all(replies: list[Answer]) -> None:
             poller = QueuePoller(
                 PolledQueue("etl"),
                 client,
-                EventLog("p1"),
-                metrics.for_scope(Scope("p1")),
-                interval=30,
+                PollOutput(EventLog("p1"), metrics.for_scope(Scope("p1"))),
+                PollSettings(30, retries_per_poll=3),
                 behaviour=BehaviourBook(),
-                retries_per_poll=3,
             )
             queue: list[Answer] = []
 

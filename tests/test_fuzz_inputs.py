@@ -192,7 +192,7 @@ toml_values = st.recursive(
 )
 
 
-def toml_value(value: object) -> str:
+def toml_value(value: object) -> str:  # noqa: PLR0911 (one return per TOML type)
     """A TOML literal (a minimal writer: the standard library reads TOML, it does not write)."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -277,7 +277,7 @@ def test_any_demo_flags_give_an_exit_status_and_one_line(
     argv = ["demo", *(part for pair in flags for part in pair)]
     # Last wins in argparse: a valid demo ends quickly, on a free loopback port.
     argv += ["--listen", "127.0.0.1:0", "--duration", "0.3", "--log-format", "json"]
-    code, out, err = run_main(argv, {k: v for k, v in os.environ.items()})
+    code, out, err = run_main(argv, dict(os.environ.items()))
     assert_clean_outcome(code, out, err, set())
     if code == 0:
         assert '"event":"monitor.stopping"' in out.splitlines()[-1]

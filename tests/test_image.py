@@ -142,7 +142,7 @@ def test_the_image_runs_read_only_as_10001_and_watches_a_simulator_container(
             inspected = json.loads(podman("inspect", mon).stdout)[0]
             assert inspected["HostConfig"]["ReadonlyRootfs"] is True
             assert podman("healthcheck", "run", mon, check=False).returncode == 0
-            wait_for("the state file", lambda: (state / "state.json").is_file())
+            wait_for("the state file", (state / "state.json").is_file)
 
             status, took = stop(podman, mon)
             assert status == 0 and took < 5, (status, took)

@@ -20,9 +20,9 @@ from monitor.core.jobs import JobState
 from monitor.core.snapshot import UNCONFIRMED_TTL_MS
 from monitor.dli.transport import Request, Response
 from monitor.output.events import EventLog
-from monitor.output.metrics import Metrics, TargetMetrics
+from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
-from monitor.poll.poller import PolledQueue, QueuePoller, next_start
+from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller, next_start
 from monitor.poll.strategy import FullStrategy, IncrementalStrategy, StrategySetting
 from monitor.simulator import ApiVariant, Lifecycle, World
 from tests.fakes import FakeApi, FakeClock
@@ -61,15 +61,11 @@ class Rig:
         self.poller = QueuePoller(
             target or PolledQueue("etl"),
             self.source.client,
-            EventLog("p1"),
-            self.metrics.for_scope(self.scope),
-            interval=30,
-            page_size=4,
-            strategy=strategy,
+            PollOutput(EventLog("p1"), self.metrics.for_scope(self.scope), self.applied.append),
+            PollSettings(
+                30, page_size=4, retries_per_poll=retries, strategy=strategy, clock=self.clock
+            ),
             behaviour=self.book,
-            clock=self.clock,
-            retries_per_poll=retries,
-            on_applied=self.applied.append,
         )
 
     async def until_incremental(self, polls: int = 4) -> list[MutableMapping[str, Any]]:
@@ -101,8 +97,9 @@ class Rig:
         return next(j.id for j in self.world.jobs.values() if j.state is S.RUNNING)
 
 
-def _metrics() -> TargetMetrics:
-    return Metrics("t").for_scope(Scope("p1"))
+def output() -> PollOutput:
+    """Events and metrics of a poller no test reads them of."""
+    return PollOutput(EventLog("p1"), Metrics("t").for_scope(Scope("p1")))
 
 
 def job_events(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str, str]]:
@@ -696,21 +693,16 @@ async def test_a_full_listing_s_probe_alone_shows_what_incremental_polls_cannot_
 async def test_a_poller_s_defaults() -> None:
     world = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=5)
     long = World("p1", ("etl",), seed=1, now_ms=int(T0 * 1000), initial_jobs=1200)
-    full = QueuePoller(
-        PolledQueue("etl"), FakeApi(long).client, EventLog("p1"), _metrics(), interval=30
-    )
+    full = QueuePoller(PolledQueue("etl"), FakeApi(long).client, output(), PollSettings(30))
     with capture_logs():
         await full.poll()
         await full.poll()
     assert isinstance(full.strategy, FullStrategy) and not full.strategy.probe, "full by default"
     source = FakeApi(world)
-    poller = QueuePoller(PolledQueue("etl"), source.client, EventLog("p1"), _metrics(), interval=30)
+    poller = QueuePoller(PolledQueue("etl"), source.client, output(), PollSettings(30))
     assert poller.poll_timeout == 90
     assert (
-        QueuePoller(
-            PolledQueue("etl"), source.client, EventLog("p1"), _metrics(), interval=1
-        ).poll_timeout
-        == 60
+        QueuePoller(PolledQueue("etl"), source.client, output(), PollSettings(1)).poll_timeout == 60
     )
     with capture_logs() as logs:
         await poller.poll()
@@ -726,8 +718,8 @@ async def test_a_poller_given_a_snapshot_resumes_from_it_without_a_baseline() ->
     await rig.poll()
     snapshot = rig.poller.snapshot
     resumed = QueuePoller(
-        PolledQueue("etl"), rig.source.client, EventLog("p1"), _metrics(), interval=30,
-        snapshot=snapshot, clock=rig.clock,
+        PolledQueue("etl"), rig.source.client, output(), PollSettings(30, clock=rig.clock),
+        snapshot=snapshot,
     )  # fmt: skip
     assert resumed.snapshot is snapshot
     with capture_logs() as logs:
@@ -775,8 +767,8 @@ def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
 
     saved = JobSnapshot({}, horizon_ms=None if horizon is None else int(horizon))
     poller = QueuePoller(
-        PolledQueue("etl"), FakeApi(World("p1", ("etl",), now_ms=0)).client, EventLog("p1"),
-        _metrics(), interval=30, snapshot=saved, strategy=strategy,
+        PolledQueue("etl"), FakeApi(World("p1", ("etl",), now_ms=0)).client, output(),
+        PollSettings(30, strategy=strategy), snapshot=saved,
     )  # fmt: skip
     assert isinstance(poller.strategy, IncrementalStrategy) is resumes
     if resumes:

@@ -95,7 +95,7 @@ def test_renders_the_bytes_prometheus_client_renders(
         # rendering between changes must not leave a stale line behind
         family.render(openmetrics=bool(len(changes) % 2))
     # the same samples (exemplar timestamps aside: each side read its own clock)...
-    (ours,) = [m for m in One(family).collect()]
+    (ours,) = list(One(family).collect())
     (native_metric,) = list(registry.collect())
     strip = [
         (s.name, s.labels, s.value, s.exemplar and (s.exemplar.labels, s.exemplar.value))

@@ -24,7 +24,7 @@ from monitor.poll.strategy import WATERMARK_MARGIN_MS, FullStrategy, Incremental
 __all__ = ["check", "hint"]
 
 
-def hint(exc: DLIError) -> str:
+def hint(exc: DLIError) -> str:  # noqa: C901, PLR0911 (one return per known cause, a table)
     """The usual cause of an error, in a few words."""
     if isinstance(exc, APIError):
         text = f"{exc.code} {exc.message}".lower()

@@ -60,7 +60,8 @@ def build_signer(settings: Settings, session: aiohttp.ClientSession) -> Signer:
     elif source == "metadata":
         keys = MetadataKeys(session, settings.metadata_url)
     else:
-        assert settings.ak is not None and settings.sk is not None
+        assert settings.ak is not None
+        assert settings.sk is not None
         keys = StaticKeys(
             Keys(settings.ak.get_secret_value(), settings.sk, settings.security_token)
         )

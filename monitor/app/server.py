@@ -37,6 +37,8 @@ class Health:
 
 
 def make_app(exposition: Exposition, health: Health) -> web.Application:
+    """The routes: ``/metrics`` from ``exposition``, the probes from ``health``, a landing page."""
+
     async def metrics(request: web.Request) -> web.Response:
         body, content_type, zipped = exposition.render(
             request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")

@@ -29,7 +29,7 @@ def _record(signum: int, _frame: FrameType | None) -> None:
 
 def hold() -> None:
     """Record SIGTERM and SIGINT instead of acting on them, until a receiver takes over."""
-    global _holding
+    global _holding  # noqa: PLW0603 (a signal's disposition is process-wide, so is this flag)
     _holding = True
     _held.clear()
     for signum in SIGNALS:
@@ -44,7 +44,7 @@ def pending() -> signal.Signals | None:
 def release() -> None:
     """Restore the default actions; a signal held until now is delivered now. Without a
     :func:`hold` before (the command called in-process, as tests do) it changes nothing."""
-    global _holding
+    global _holding  # noqa: PLW0603 (see hold)
     if not _holding:
         return
     _holding = False

@@ -26,7 +26,7 @@ from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.redact import redact_url
 from monitor.output.scope import Scope
-from monitor.poll.poller import PolledQueue, QueuePoller
+from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller
 from monitor.state.file import StateFile
 
 __all__ = ["TargetMonitor"]
@@ -107,22 +107,21 @@ class TargetMonitor:
         loaded = self._state.load() if self._state is not None else None
         saved = loaded.snapshots if loaded is not None else {}
         self._dirty = anyio.Event()
-        targets = [PolledQueue(q) for q in self.queues] or [PolledQueue(None)]
+        polled = [PolledQueue(q) for q in self.queues] or [PolledQueue(None)]
+        output = PollOutput(self.events, self.metrics, on_applied=self._applied)
+        settings = PollSettings(
+            s.poll_interval, page_size=s.page_size, strategy=s.poll_strategy, clock=self._clock
+        )
         self.pollers = [
             QueuePoller(
-                target,
+                queue,
                 client,
-                self.events,
-                self.metrics,
-                interval=s.poll_interval,
-                page_size=s.page_size,
-                snapshot=saved.get(target.label),
-                strategy=s.poll_strategy,
+                output,
+                settings,
+                snapshot=saved.get(queue.label),
                 behaviour=self.behaviour,
-                on_applied=self._applied,
-                clock=self._clock,
             )
-            for target in targets
+            for queue in polled
         ]
         summary = {**s.summary(), "queues": list(self.queues)}
         if loaded is not None:

@@ -156,11 +156,15 @@ class ApiBehaviour:
         if f.spelling and not self.spelling:
             changes["spelling"] = f.spelling
         if f.filtered_queue:
-            changes["queue_filter"] = _seen(self.queue_filter, f.foreign_queue, f.rows)
+            changes["queue_filter"] = _seen(
+                self.queue_filter, violated=f.foreign_queue, rows=f.rows
+            )
         if f.filtered_state is not None:
-            changes["state_filter"] = _seen(self.state_filter, f.foreign_state, f.rows)
+            changes["state_filter"] = _seen(
+                self.state_filter, violated=f.foreign_state, rows=f.rows
+            )
         if f.filtered_start:
-            changes["time_filter"] = _seen(self.time_filter, f.foreign_start, f.rows)
+            changes["time_filter"] = _seen(self.time_filter, violated=f.foreign_start, rows=f.rows)
         if f.order_checked:
             changes["order"] = Seen.IGNORED if f.order_broken else Seen.HONOURED
         total = self._learn_total(f)
@@ -213,7 +217,7 @@ class ApiBehaviour:
         }
 
 
-def _seen(before: Seen, violated: bool, rows: int) -> Seen:
+def _seen(before: Seen, *, violated: bool, rows: int) -> Seen:
     """A filter is ignored once a row outside it came back; honoured once rows came and all
     were inside it (no rows: no evidence). Ignored is sticky: an API that ignored a filter once
     may do so again."""

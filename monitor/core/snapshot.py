@@ -251,7 +251,7 @@ class JobSnapshot(Mapping[str, TrackedJob]):
         """The snapshot of a first poll: every job known, nothing reported."""
         return cls({job.id: track(job, now_ms) for job in listed}, horizon_ms=horizon_ms)
 
-    def diff(
+    def diff(  # noqa: C901, PLR0912, PLR0915 (one pass over listing and snapshot, the hot path)
         self, observation: Observation, *, now_ms: int, tombstone_ttl_ms: int = 3_600_000
     ) -> Diff:
         """Apply one poll's observation; return the next snapshot and the changes, in order."""
@@ -332,8 +332,10 @@ class JobSnapshot(Mapping[str, TrackedJob]):
         """A snapshot of parts a diff built for it alone: taken as they are, not sorted or
         copied again as ``__init__`` does with what a caller passes."""
         snapshot = cls.__new__(cls)
-        snapshot._active, snapshot._finished, snapshot._finished_counts = active, finished, counts
-        snapshot._tombstones, snapshot._summary, snapshot.horizon_ms = tombstones, None, horizon_ms
+        # a classmethod filling in an instance of its own class
+        snapshot._active, snapshot._finished = active, finished  # noqa: SLF001
+        snapshot._finished_counts, snapshot._tombstones = counts, tombstones  # noqa: SLF001
+        snapshot._summary, snapshot.horizon_ms = None, horizon_ms  # noqa: SLF001
         return snapshot
 
 

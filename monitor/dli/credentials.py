@@ -64,10 +64,14 @@ class Keys:
 
 
 class CredentialSource(Protocol):
+    """Where AK/SK come from; asked before every signature, so rotation takes effect at once."""
+
     async def keys(self) -> Keys: ...
 
 
 class TokenSource(Protocol):
+    """Where an IAM token comes from; asked before every request."""
+
     async def token(self) -> SecretStr: ...
 
 
@@ -174,7 +178,7 @@ def _expiry(value: object) -> float | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(value).timestamp()
     except ValueError:
         return None
 
@@ -187,7 +191,7 @@ class MetadataKeys:
     seconds before they expire; one request at a time, whatever the number of pollers.
     """
 
-    TOKEN_PATH = "/meta-data/latest/api/token"
+    TOKEN_PATH = "/meta-data/latest/api/token"  # noqa: S105 (a URL path, not a secret)
     KEY_PATH = "/openstack/latest/securitykey"
 
     def __init__(

@@ -36,7 +36,7 @@ def redact_text(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` with every character that is not printable written as its escape (``\\n``,
+    r"""``text`` with every character that is not printable written as its escape (``\\n``,
     ``\\x85``, ``\\u2028``): an argument or value echoed in an error cannot break its line."""
     if text.isprintable():
         return text

@@ -42,7 +42,7 @@ from monitor.poll.strategy import (
     incremental_usable,
 )
 
-__all__ = ["ALL_QUEUES", "PolledQueue", "QueuePoller", "next_start"]
+__all__ = ["ALL_QUEUES", "PollOutput", "PollSettings", "PolledQueue", "QueuePoller", "next_start"]
 
 #: the ``queue`` label of self metrics when no queues are configured (one project-wide poller)
 ALL_QUEUES = "*"
@@ -59,39 +59,60 @@ class PolledQueue:
         return self.queue or ALL_QUEUES
 
 
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    """How a poller polls: its schedule, page size, retry budget and strategy, and its clock."""
+
+    #: seconds between the starts of two polls
+    interval: float
+    page_size: int = 100
+    #: retries one poll may spend across all its requests (and a quarter more per request)
+    retries_per_poll: int = 8
+    #: a poll running longer is cut off (default: three intervals, at least a minute)
+    poll_timeout: float | None = None
+    strategy: StrategySetting = "full"
+    #: wall time: when the API's own timestamps are missing, and for the fixed grid of polls
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutput:
+    """Where a poller's results go: the events, the target's metrics, and whoever is told of
+    each applied poll."""
+
+    events: EventLog
+    metrics: TargetMetrics
+    on_applied: Callable[[QueuePoller], None] | None = None
+
+
 class QueuePoller:
     """Polls one queue (or the whole project) every ``interval`` seconds and publishes what
-    changed."""
+    changed. ``snapshot`` resumes from a saved one (no baseline then); ``behaviour`` is shared
+    by the target's pollers (what was learnt of the API)."""
 
     def __init__(
         self,
         polled: PolledQueue,
         client: JobApi,
-        events: EventLog,
-        metrics: TargetMetrics,
+        output: PollOutput,
+        settings: PollSettings,
         *,
-        interval: float,
-        page_size: int = 100,
-        retries_per_poll: int = 8,
-        poll_timeout: float | None = None,
         snapshot: JobSnapshot | None = None,
-        strategy: StrategySetting = "full",
         behaviour: BehaviourBook | None = None,
-        on_applied: Callable[[QueuePoller], None] | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
+        interval, strategy = settings.interval, settings.strategy
         self.polled = polled
         self._client = client
         self._book = behaviour or BehaviourBook()
-        self._events = events
-        self._metrics = metrics
+        self._events = output.events
+        self._metrics = metrics = output.metrics
         self.interval = interval
-        self._page_size = page_size
-        self._retries = retries_per_poll
-        self.poll_timeout = poll_timeout or max(60.0, 3 * interval)
+        self._page_size = settings.page_size
+        self._retries = settings.retries_per_poll
+        self.poll_timeout = settings.poll_timeout or max(60.0, 3 * interval)
         self._snapshot = snapshot
-        self._on_applied = on_applied
-        self._clock = clock
+        self._on_applied = output.on_applied
+        self._clock = settings.clock
         self._initialised: set[str] = set()
         self._rejected_seen = (0, 0)
         self._strategy_setting: StrategySetting = strategy
@@ -156,7 +177,7 @@ class QueuePoller:
             with anyio.move_on_after(self.poll_timeout) as scope:
                 try:
                     await self.poll()
-                except Exception as exc:  # a bug must not stop this queue, let alone the others
+                except Exception as exc:  # noqa: BLE001 (a bug must not stop this queue, let alone the others)
                     self._failed(f"internal error: {type(exc).__name__}: {exc}", "InternalError", 1)
             if scope.cancelled_caught:
                 self._failed(

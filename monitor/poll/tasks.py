@@ -18,7 +18,7 @@ async def run_all(calls: Iterable[Callable[[], Awaitable[None]]]) -> None:
     async def guarded(call: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
         try:
             await call()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (re-raised as it is, after the others stop)
             failures.append(exc)
             scope.cancel()
 

@@ -53,7 +53,7 @@ class Faults:
 class Simulator:
     """A :class:`World` behind DLI's HTTP API. ``clock`` gives Unix seconds."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a simulation's knobs)
         self,
         world: World,
         *,

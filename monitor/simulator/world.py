@@ -77,6 +77,8 @@ class TruthEntry:
 
 @dataclass(slots=True)
 class SimJob:
+    """One simulated job: what its rows show, and its plan (the states still ahead of it)."""
+
     id: str
     name: str
     queue: str
@@ -126,7 +128,7 @@ class SimJob:
 class World:
     """Every job of one simulated project, moving through realistic lifecycles."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a simulation's knobs, keyword-only but for the first two)
         self,
         project_id: str = "0123456789abcdef0123456789abcdef",
         queues: Sequence[str] = ("default",),
@@ -351,7 +353,7 @@ class World:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def select(
+    def select(  # noqa: PLR0913 (the list endpoint's filters, each keyword-only)
         self,
         *,
         queue: str | None = None,

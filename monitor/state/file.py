@@ -97,7 +97,7 @@ class StateFile:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            Path(tmp).replace(self.path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
