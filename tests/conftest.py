@@ -116,6 +116,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.line(f"SKIPPED {report.nodeid}: {reason}")
 
 
+_E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is ``slow`` (``-m "not slow"`` is the fast tier), and only
+    those: the folder says which tier a test is in, not a mark repeated by hand."""
+    for item in items:
+        in_e2e = _E2E in item.path.parents
+        if not in_e2e and item.get_closest_marker("slow"):
+            pytest.fail(f"{item.nodeid}: a slow test belongs under tests/e2e", pytrace=False)
+        if in_e2e:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with structlog's defaults and no DLI_MONITOR_* setting from outside."""

@@ -4,7 +4,7 @@ Pure: no I/O and no clock. The poller passes the poll time in and gets back a ne
 the changes to publish; the old snapshot is never modified, so a pass that fails half-way is
 simply dropped and nothing is half-applied.
 
-Rules (DESIGN.md, "Semantics that must hold"):
+Rules (the product design's "Semantics that must hold", shared/DESIGN.md beside the repository):
 
 * a state is reported once per observed change, in order; a terminal state is final, and a state
   that would move a job backwards (a stale read while paging) is ignored, never reported;

@@ -23,7 +23,7 @@ from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
 from tests.conftest import require_tool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "dli-monitor.rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "dli-monitor.dashboard.json"

@@ -37,8 +37,6 @@ from tests.harness import running
 from tests.polltimes import timing_polls
 from tests.truth import compare, parse_events
 
-pytestmark = pytest.mark.slow  # end-to-end runs of the daemon against the simulator, 5-13 s each
-
 PROJECT = "chaosproject"
 QUEUES = ("etl", "adhoc", "ml")
 INTERVAL = 0.25

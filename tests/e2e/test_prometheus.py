@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
+from contextlib import AsyncExitStack
 from typing import Any
-from urllib.parse import quote
 
-import aiohttp
-import anyio
-import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,68 +14,9 @@ from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
 from monitor.core.jobs import ACTIVE_STATES, JobState
 from monitor.output.events import configure_logging
-from monitor.simulator import Lifecycle, Simulator, World, running_simulator
-from tests.conftest import require_tool
-from tests.harness import free_port, running
-from tests.test_server import QUEUES, get, running_daemon
-
-pytestmark = pytest.mark.slow
-
-RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "dli-monitor.rules.yml"
-#: jobs stay where they are: the counts a daemon exports and what Prometheus sums can be compared
-STILL = Lifecycle(
-    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
-)
-
-Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
-
-
-@asynccontextmanager
-async def running_prometheus(targets: Sequence[str]) -> AsyncIterator[Query]:
-    """Prometheus scraping ``targets`` every second with the shipped rules; yields a function
-    that runs an instant query and returns its result vector."""
-    binary = require_tool("prometheus")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            f"rule_files: ['{RULES}']\n"
-            "scrape_configs:\n"
-            "  - job_name: dli-monitor\n"
-            f"    static_configs: [{{targets: {list(targets)}}}]\n"
-        )
-        proc = await anyio.open_process(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp}/data",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-        async def query(expr: str) -> list[dict[str, Any]]:
-            try:
-                _, _, body = await get(f"127.0.0.1:{port}", f"/api/v1/query?query={quote(expr)}")
-            except aiohttp.ClientError:
-                return []  # not up yet
-            result: list[dict[str, Any]] = orjson.loads(body).get("data", {}).get("result", [])
-            return result
-
-        try:
-            yield query
-        finally:
-            proc.terminate()
-            with anyio.fail_after(10):
-                await proc.wait()
-
-
-async def until(query: Query, expr: str, rows: int) -> list[dict[str, Any]]:
-    """Query ``expr`` until it has at least ``rows`` rows (scrapes and rules run every second)."""
-    result: list[dict[str, Any]] = []
-    with anyio.fail_after(30):
-        while len(result) < rows:
-            await anyio.sleep(0.5)
-            result = await query(expr)
-    return result
+from monitor.simulator import Simulator, World, running_simulator
+from tests.harness import SERVER_QUEUES as QUEUES
+from tests.harness import STILL, get, running, running_daemon, running_prometheus, until
 
 
 @pytest.mark.needs("prometheus")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent / "monitor"
+ROOT = Path(__file__).resolve().parents[2] / "monitor"
 
 #: top to bottom; a layer may import the layers below it, never one above or beside it
 LAYERS: tuple[tuple[str, ...], ...] = (

@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 from aioresponses import CallbackResult, aioresponses
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -27,8 +26,6 @@ from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.scope import Scope
 from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller
-
-pytestmark = pytest.mark.slow  # 600 examples: seconds, not milliseconds
 
 BASE = "http://127.0.0.1:9"
 ANY = re.compile(r"^http://127\.0\.0\.1:9/v2\.0/p1/batches.*$")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -18,13 +15,11 @@ from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
 from monitor.core.jobs import JobState
 from monitor.output.events import configure_logging
-from monitor.simulator import Lifecycle, Simulator, World, running_simulator
 from tests.conftest import require_tool
-from tests.harness import running
+from tests.harness import SERVER_PROJECT, SERVER_QUEUES, get, running, running_daemon
 
-RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "dli-monitor.rules.yml"
-PROJECT = "srvproject"
-QUEUES = ("etl", "adhoc")
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "dli-monitor.rules.yml"
+PROJECT, QUEUES = SERVER_PROJECT, SERVER_QUEUES
 CONTRACT = [
     "dli_batch_jobs",
     "dli_batch_job_transitions_total",
@@ -39,46 +34,6 @@ CONTRACT = [
     "dli_monitor_events_total",
     "dli_monitor_build_info",
 ]
-
-
-@asynccontextmanager
-async def running_daemon() -> AsyncIterator[Daemon]:
-    """A daemon polling a fast simulator. (A context manager, not a fixture: its task group must
-    be entered and left in the same task.)"""
-    configure_logging("json", io.StringIO())
-    lifecycle = Lifecycle(
-        starting=(0.3, 0.8), running=(0.3, 1.0), recovering=(0.3, 0.5), arrival_interval=0.3
-    )
-    world = World(PROJECT, QUEUES, seed=3, now_ms=int(time.time() * 1000), lifecycle=lifecycle)
-    async with running_simulator(Simulator(world)) as url:
-        d = Daemon(
-            Settings(
-                project_id=PROJECT,
-                endpoint=url,
-                queues=QUEUES,
-                poll_interval=0.2,
-                auth="none",
-                listen="127.0.0.1:0",
-            )
-        )
-        async with running(d):
-            # until transitions (and so their exemplars) exist: a job starts in 0.3-0.8 s
-            with anyio.fail_after(10):
-                while written(d, "job.transition") < 3:
-                    await anyio.sleep(0.02)
-            yield d
-
-
-def written(daemon: Daemon, event: str) -> float:
-    """How many ``event`` events the daemon has written (dli_monitor_events_total)."""
-    labels = {"project_id": PROJECT, "region": "", "event": event}
-    return daemon.metrics.registry.get_sample_value("dli_monitor_events_total", labels) or 0
-
-
-async def get(address: str, path: str, accept: str = "") -> tuple[int, str, str]:
-    headers = {"Accept": accept} if accept else {}
-    async with aiohttp.ClientSession() as s, s.get(f"http://{address}{path}", headers=headers) as r:
-        return r.status, r.headers["Content-Type"], await r.text()
 
 
 @pytest.mark.needs("promtool")

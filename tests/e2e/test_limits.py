@@ -7,7 +7,6 @@ import time
 
 import anyio
 import orjson
-import pytest
 
 from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
@@ -16,14 +15,8 @@ from monitor.core.snapshot import JobSnapshot, Observation
 from monitor.dli.models import parse_list_page
 from monitor.output.events import configure_logging
 from monitor.simulator import Lifecycle, Simulator, World, running_simulator
-from tests.harness import running
+from tests.harness import STILL, running
 from tests.truth import parse_events
-
-pytestmark = pytest.mark.slow  # the daemon against the simulator for seconds (rates, lifecycles)
-
-STILL = Lifecycle(
-    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
-)
 
 
 def settings(url: str, queues: tuple[str, ...], **kw: object) -> Settings:

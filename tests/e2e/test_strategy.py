@@ -8,21 +8,15 @@ import time
 from pathlib import Path
 
 import anyio
-import pytest
 
 from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
 from monitor.core.jobs import JobState
 from monitor.output.events import configure_logging
-from monitor.simulator import ApiVariant, Lifecycle, Simulator, World, running_simulator
-from tests.harness import running
+from monitor.simulator import ApiVariant, Simulator, World, running_simulator
+from tests.harness import STILL, running
 from tests.truth import parse_events
 
-pytestmark = pytest.mark.slow  # the daemon against the simulator for several poll intervals
-
-STILL = Lifecycle(
-    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
-)
 INTERVAL = 0.2
 
 

@@ -22,9 +22,7 @@ from tests.conftest import require_tool
 from tests.harness import free_port
 from tests.image_base import BASE, build_base, containers_conf
 
-pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/dli-monitor:test"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 

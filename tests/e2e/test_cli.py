@@ -17,8 +17,6 @@ import pytest
 from monitor.app.config import ConfigError, load_settings
 from tests.harness import free_port, stop_after_first_line
 
-pytestmark = pytest.mark.slow  # every test starts dli-monitor as a subprocess
-
 SECRET = "sk-S3CRET-0123456789"
 
 

@@ -16,24 +16,15 @@ from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
 from monitor.core.jobs import JobState
 from monitor.output.events import configure_logging
-from monitor.simulator import Lifecycle, Simulator, World, running_simulator
-from tests.harness import running
+from monitor.simulator import Simulator, World, running_simulator
+from tests.harness import FAST, running
 from tests.polltimes import timing_polls
 from tests.truth import compare, parse_events
-
-pytestmark = pytest.mark.slow  # end-to-end runs of the daemon against the simulator
 
 PROJECT = "e2eproject"
 QUEUES = ("etl", "adhoc")
 INTERVAL = 0.2
 AK, SK = "E2EACCESSKEY", "e2e-S3CRET-key"  # every request is signed and verified
-FAST = Lifecycle(
-    starting=(0.5, 1.5),
-    running=(0.6, 2.0),
-    recovering=(0.5, 1.0),
-    arrival_interval=0.5,
-    p_recovery=0.3,
-)
 
 
 class Clock:

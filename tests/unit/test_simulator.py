@@ -18,15 +18,10 @@ from monitor.dli.auth import AkSkSigner, OutgoingRequest, canonical_query
 from monitor.dli.models import parse_list_page
 from monitor.simulator import Simulator, World, running_simulator
 from monitor.simulator.world import Lifecycle
+from tests.harness import STILL
 
 P = "simproject"
 NOW = 1_795_000_000_000
-
-
-# States last minutes, so a simulator on the real clock does not move during a test.
-STILL = Lifecycle(
-    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
-)
 
 
 def world(**kw: Any) -> World:

@@ -161,12 +161,6 @@ test_list_pages_parse_as_before = settings(max_examples=100, deadline=None)(
 test_job_details_parse_as_before = settings(max_examples=100, deadline=None)(
     given(detail_bodies)(with_examples(job_detail_parses_as_before, DETAIL_EXAMPLES))
 )
-test_list_pages_parse_as_before_thoroughly = pytest.mark.slow(
-    settings(max_examples=1000, deadline=None)(given(pages())(list_page_parses_as_before))
-)
-test_job_details_parse_as_before_thoroughly = pytest.mark.slow(
-    settings(max_examples=600, deadline=None)(given(detail_bodies)(job_detail_parses_as_before))
-)
 
 
 def test_the_documented_page_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,6 @@ import subprocess
 import sys
 
 import orjson
-import pytest
-
-pytestmark = pytest.mark.slow  # runs the benchmark in a subprocess
 
 
 def test_bench_smoke_prints_every_figure() -> None:

@@ -28,20 +28,13 @@ from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
 from monitor.output.events import configure_logging
 from monitor.simulator import Faults, Lifecycle, Simulator, World, running_simulator
-from tests.harness import free_port, running
+from tests.harness import FAST, STILL, free_port, running, running_prometheus, until
 from tests.polltimes import timing_polls
-from tests.test_e2e import FAST
-from tests.test_prometheus import running_prometheus, until
 from tests.truth import compare, parse_events
-
-pytestmark = pytest.mark.slow
 
 PROJECTS = ("projecta", "projectb", "projectc")
 QUEUES = ("etl", "adhoc", "ml")
 INTERVAL = 0.3
-STILL = Lifecycle(
-    starting=(600, 900), running=(600, 900), recovering=(600, 900), arrival_interval=0
-)
 
 
 @dataclass

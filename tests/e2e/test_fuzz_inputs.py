@@ -34,8 +34,6 @@ from monitor.core.snapshot import JobSnapshot
 from monitor.state import codec
 from tests.harness import stop_after_first_line
 
-pytestmark = pytest.mark.slow
-
 PREFIX = "DLI_MONITOR_"
 #: settings that name files or other hosts: never generated (reading /etc/shadow as a token
 #: file, or a request to a generated host, is not what a fuzz test may do)
