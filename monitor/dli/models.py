@@ -10,7 +10,7 @@ structs of the fields we keep, skipping the rest (``log``, ``req_body``, …) wi
 them: that is the documented API, and it costs a fraction of a generic JSON parse. A page the
 strict schema refuses (a row that is not an object, a number where text belongs, a float time)
 is parsed again, tolerantly, row by row, by the parser the strict path replaced; both give the
-same :class:`ListPage` (``tests/test_parser_equivalence.py`` compares them on generated pages).
+same :class:`ListPage` (``tests/unit/test_parser_equivalence.py`` compares them).
 """
 
 from __future__ import annotations

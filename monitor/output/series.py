@@ -6,7 +6,7 @@ kept here instead: each series keeps its rendered lines, per format, until its v
 rendering after a poll costs the lines that changed plus a join of the rest.
 
 The output is byte for byte what prometheus-client renders for the same samples, in the Prometheus
-text format and in OpenMetrics (``tests/test_series.py`` holds the two side by side):
+text format and in OpenMetrics (``tests/unit/test_series.py`` holds the two side by side):
 :meth:`Family.collect` gives prometheus-client the same samples, which is also how these families
 appear in a ``CollectorRegistry`` for ``get_sample_value``. Pure: no I/O; the clock that stamps
 exemplars is passed in.
