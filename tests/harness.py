@@ -62,6 +62,18 @@ def loopback_settings(url: str, project_id: str, queues: tuple[str, ...], **kw: 
     return Settings(**{**values, **kw})  # type: ignore[arg-type]
 
 
+def polls_made(daemon: Daemon, project_id: str, queues: tuple[str, ...]) -> float:
+    """Polls the daemon has made of ``queues`` (failed ones too), from its own histogram."""
+    return sum(
+        daemon.metrics.registry.get_sample_value(
+            "dli_monitor_poll_duration_seconds_count",
+            {"project_id": project_id, "region": "", "queue": queue},
+        )
+        or 0
+        for queue in queues
+    )
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (now)."""
     with socket.socket() as s:

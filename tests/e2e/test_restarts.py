@@ -13,11 +13,9 @@ from pathlib import Path
 import anyio
 import orjson
 from anyio.abc import Process
-from hypothesis import strategies as st
 
 from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
-from monitor.core.jobs import Job, JobState
 from monitor.output.events import configure_logging
 from monitor.simulator import Simulator, World, running_simulator
 from tests.harness import FAST, running
@@ -26,22 +24,6 @@ from tests.truth import compare, parse_events
 PROJECT = "e2eproject"
 QUEUES = ("etl", "adhoc")
 INTERVAL = 0.2
-
-opt_ms = st.one_of(st.none(), st.integers(0, 2**53))
-jobs = st.builds(
-    Job,
-    id=st.uuids().map(str),
-    state=st.sampled_from(list(JobState)),
-    queue=st.text(max_size=8),
-    name=st.text(max_size=8),
-    owner=st.text(max_size=8),
-    app_id=st.text(max_size=8),
-    kind=st.text(max_size=4),
-    sc_type=st.text(max_size=4),
-    create_time=opt_ms,
-    update_time=opt_ms,
-    duration_ms=opt_ms,
-)
 
 
 async def test_graceful_restart_neither_repeats_nor_loses_events(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
 from monitor.output.events import configure_logging
 from monitor.simulator import Faults, Lifecycle, Simulator, World, running_simulator
-from tests.harness import FAST, STILL, free_port, running, running_prometheus, until
+from tests.harness import FAST, STILL, free_port, polls_made, running, running_prometheus, until
 from tests.polltimes import timing_polls
 from tests.truth import compare, parse_events
 
@@ -179,14 +179,7 @@ def counting_polls(daemon: Daemon, project: str) -> Iterator[list[float]]:
     """Polls of ``project``'s queues, counted from the daemon's own histogram."""
 
     def polls() -> float:
-        return sum(
-            daemon.metrics.registry.get_sample_value(
-                "dli_monitor_poll_duration_seconds_count",
-                {"project_id": project, "region": "", "queue": q},
-            )
-            or 0
-            for q in QUEUES
-        )
+        return polls_made(daemon, project, QUEUES)
 
     counts = [polls()]
     yield counts

@@ -14,7 +14,7 @@ from monitor.app.daemon import Daemon
 from monitor.core.jobs import JobState
 from monitor.output.events import configure_logging
 from monitor.simulator import ApiVariant, Simulator, World, running_simulator
-from tests.harness import STILL, running
+from tests.harness import STILL, polls_made, running
 from tests.truth import parse_events
 
 INTERVAL = 0.2
@@ -46,15 +46,6 @@ def history_world(jobs: int = 3000, active: int = 30) -> World:
     )
 
 
-def polls(daemon: Daemon) -> float:
-    """Polls the daemon has made of queue etl (dli_monitor_poll_duration_seconds_count)."""
-    labels = {"project_id": "strategy", "region": "", "queue": "etl"}
-    value = daemon.metrics.registry.get_sample_value(
-        "dli_monitor_poll_duration_seconds_count", labels
-    )
-    return value or 0
-
-
 async def test_auto_switches_to_incremental_on_a_long_history() -> None:
     out = io.StringIO()
     configure_logging("json", out)
@@ -67,9 +58,11 @@ async def test_auto_switches_to_incremental_on_a_long_history() -> None:
             with anyio.fail_after(30):  # the switch comes with the second poll
                 while '"strategy":"incremental"' not in out.getvalue():
                     await anyio.sleep(0.02)
-                before, polls_before = sim.requests, polls(daemon)
+                before, polls_before = sim.requests, polls_made(daemon, "strategy", ("etl",))
                 await anyio.sleep(INTERVAL * 10)  # about ten polls, however many were made
-                per_poll = (sim.requests - before) / (polls(daemon) - polls_before)
+                per_poll = (sim.requests - before) / (
+                    polls_made(daemon, "strategy", ("etl",)) - polls_before
+                )
         exported = daemon.pollers[0].summary
     events = parse_events(out.getvalue())
     switches = [e for e in events if e["event"] == "poll.strategy"]

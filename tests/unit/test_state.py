@@ -22,7 +22,7 @@ from monitor.output.events import configure_logging
 from monitor.simulator import Simulator, World, running_simulator
 from monitor.state import codec
 from monitor.state.file import StateFile
-from tests.harness import FAST, running
+from tests.harness import FAST, polls_made, running
 
 opt_ms = st.one_of(st.none(), st.integers(0, 2**53))
 jobs = st.builds(
@@ -214,18 +214,6 @@ def test_at_most_a_few_rejected_files_are_kept(
     ]
 
 
-def polls(daemon: Daemon) -> float:
-    """Polls the daemon has made (each applied, as nothing fails here), all queues together."""
-    return sum(
-        daemon.metrics.registry.get_sample_value(
-            "dli_monitor_poll_duration_seconds_count",
-            {"project_id": PROJECT, "region": "", "queue": queue},
-        )
-        or 0
-        for queue in QUEUES
-    )
-
-
 async def test_save_failures_are_one_line_per_change_and_a_rejected_file_starts_at_warning(
     tmp_path: Path,
 ) -> None:
@@ -242,11 +230,13 @@ async def test_save_failures_are_one_line_per_change_and_a_rejected_file_starts_
         daemon = Daemon(settings)
         async with running(daemon):
             with anyio.fail_after(10):  # a save is tried after every applied poll (0.1 s)
-                while polls(daemon) < 5:  # many polls, each one a failed save
+                while polls_made(daemon, PROJECT, QUEUES) < 5:  # many polls, each one a failed save
                     await anyio.sleep(0.02)
                 blocked.unlink()
-                failed = polls(daemon)
-                while polls(daemon) < failed + 5:  # saves after the volume came back
+                failed = polls_made(daemon, PROJECT, QUEUES)
+                while (
+                    polls_made(daemon, PROJECT, QUEUES) < failed + 5
+                ):  # saves after the volume came back
                     await anyio.sleep(0.02)
     events = [orjson.loads(line) for line in out.getvalue().splitlines()]
     saves = [e for e in events if e["event"].startswith("state.save")]
