@@ -220,3 +220,23 @@ def test_one_place_chooses_the_strategy(
     name, reason, probe = choose(setting, queue, behaviour, requests)  # type: ignore[arg-type]
     assert (name, probe) == (expected[0], expected[2])
     assert reason == expected[1] or reason == f"a full listing {expected[1]}"
+
+
+@pytest.mark.parametrize(
+    ("total", "said"),
+    [
+        (TotalMeaning.UNKNOWN, "total: not yet seen"),
+        (TotalMeaning.MATCHES_ROWS, "total matches the rows listed"),
+        (TotalMeaning.FILTERED, "total counts filtered rows"),
+        (TotalMeaning.UNFILTERED, "total does not count filtered rows (paging by rows)"),
+        (TotalMeaning.MISSING, "no total (paging by rows)"),
+    ],
+)
+def test_check_says_what_was_found_in_plain_words(total: TotalMeaning, said: str) -> None:
+    described = ApiBehaviour(total=total).describe()
+    assert described == (
+        f"{said}; order unknown; state filter unknown; start filter unknown; "
+        "queue filter unknown; states in lower case"
+    )
+    spelt = ApiBehaviour(total=total, spelling="Running").describe()
+    assert spelt.endswith("; states spelt like 'Running'")

@@ -16,10 +16,12 @@ import pytest
 from aioresponses import aioresponses
 
 from monitor.core.jobs import JobState
-from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
+from monitor.dli.client import ClientHooks, DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import APIError, MalformedResponse, RequestTimeout, TransportError, is_gone
 from monitor.dli.retry import retry_after, skew
 from monitor.dli.transport import AiohttpTransport
+from monitor.simulator import World
+from tests.fakes import INSTANT, FakeApi
 
 BASE = "http://127.0.0.1:9"
 LIST = re.compile(r"^http://127\.0\.0\.1:9/v2\.0/p1/batches\?.*$")
@@ -270,3 +272,20 @@ def test_retry_after_in_seconds_or_as_a_date_never_negative() -> None:
     assert retry_after("-3") == 0.0
     past = email.utils.formatdate(time.time() - 60, usegmt=True)
     assert retry_after(past) == 0.0
+
+
+async def test_responses_are_counted_by_endpoint_and_a_detail_takes_the_queue_it_is_given() -> None:
+    """Over the in-memory API: what dli_monitor_api_requests_total{endpoint,code} is fed, and
+    the queue a detail without ``queue``/``cluster_name`` is put in (the one it was listed in)."""
+    world = World("p1", ("etl",), seed=1, now_ms=1_700_000_000_000, initial_jobs=3)
+    api = FakeApi(world, detail_without_queue=True)
+    seen: list[tuple[str, str]] = []
+    hooks = ClientHooks(on_response=lambda endpoint, code: seen.append((endpoint, code)))
+    client = DLIClient(api, "p1", retry=INSTANT, hooks=hooks)
+    page, _ = await client.list_page(offset=0, size=10, queue="etl")
+    job_id = page.jobs[0].id
+    assert (await client.get_job(job_id)).queue == ""
+    assert (await client.get_job(job_id, queue="etl")).queue == "etl"
+    with pytest.raises(APIError):
+        await client.get_job("not-a-job-id")
+    assert seen == [("list", "200"), ("detail", "200"), ("detail", "200"), ("detail", "400")]

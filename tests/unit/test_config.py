@@ -87,3 +87,39 @@ def test_toml_mistakes_are_one_line_naming_the_key(
     text = str(caught.value)
     assert message in text and "\n" not in text, text
     assert "DLI_MONITOR_DLI_MONITOR" not in text and "hunter2" not in text
+
+
+def test_a_missing_config_file_and_a_secrets_dir_that_is_not_one_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {**BASE, "DLI_MONITOR_AUTH": "none"}.items():
+        monkeypatch.setenv(name, value)
+    missing = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(missing)
+    assert str(caught.value) == f"invalid configuration: --config {missing}: no such file"
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    monkeypatch.setenv("DLI_MONITOR_SECRETS_DIR", str(not_a_dir))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        f"invalid configuration: DLI_MONITOR_SECRETS_DIR: {not_a_dir} is not a directory"
+    )
+
+
+def test_keys_are_read_from_the_secrets_dir_a_mounted_secret_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in BASE.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "dli_monitor_ak").write_text("FILEACCESSKEY")
+    (tmp_path / "dli_monitor_sk").write_text("file-S3CRET-key")
+    monkeypatch.setenv("DLI_MONITOR_SECRETS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.secrets_dir == tmp_path
+    assert settings.ak is not None and settings.ak.get_secret_value() == "FILEACCESSKEY"
+    assert settings.credential_source == "secrets_dir"
+    monkeypatch.delenv("DLI_MONITOR_SECRETS_DIR")
+    with pytest.raises(ConfigError, match="DLI_MONITOR_AK"):
+        load_settings()  # no directory, no keys: aksk has nothing to sign with

@@ -7,6 +7,7 @@ import io
 import msgspec
 import orjson
 
+from monitor.core.behaviour import ApiBehaviour, TotalMeaning
 from monitor.core.jobs import Job, JobState
 from monitor.core.snapshot import Discovered, JobSnapshot, Observation, Transition, Vanished
 from monitor.output.events import EventLog, LogLevel, configure_logging, event_id
@@ -190,3 +191,108 @@ def test_a_repeated_change_written_twice_has_two_ids_and_a_replay_the_same_ones(
     assert ids[0] == event_id("p1", JOB.id, "job.transition", "running", "recovering")
     assert ids[2] == event_id("p1", JOB.id, "job.transition", "running", "recovering", 2)
     assert [e["event_id"] for e in written()] == ids, "a replay gives the same ids"
+
+
+def test_every_monitor_event_carries_exactly_its_fields() -> None:
+    """Dashboards and log pipelines key on these fields: each event, whole, as written."""
+    out = io.StringIO()
+    configure_logging("json", out, level="debug")
+    log = EventLog("p1", region="eu-west-101")
+    log.poll_failed("etl", "HTTP 500", "DLI.0999", 2, 1.23456, final=False)
+    log.poll_failed("etl", "HTTP 500", "DLI.0999", 3, 0.5, final=True)
+    log.poll_recovered("etl", 3, 92.34567)
+    log.rows_rejected("etl", 2, 1, "rid-9")
+    log.strategy("etl", "incremental", "history of 5,000 jobs")
+    log.clock_skew(-3599.96)
+    log.state_save_failed("/var/lib/dli/state.json", "read-only file system")
+    log.state_save_recovered("/var/lib/dli/state.json")
+    log.stopping("1.2.3", "SIGTERM")
+    written = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    for event in written:
+        assert event.pop("timestamp").endswith("Z")
+    scope = {"project_id": "p1", "region": "eu-west-101"}
+    assert written == [
+        {"event": "poll.failed", "level": "debug", **scope, "queue": "etl", "error": "HTTP 500",
+         "error_code": "DLI.0999", "attempt": 2, "retry_in": 1.235},
+        {"event": "poll.failed", "level": "warning", **scope, "queue": "etl", "error": "HTTP 500",
+         "error_code": "DLI.0999", "attempt": 3, "retry_in": 0.5},
+        {"event": "poll.recovered", "level": "info", **scope, "queue": "etl", "failed_polls": 3,
+         "down_seconds": 92.3},
+        {"event": "poll.rows_rejected", "level": "warning", **scope, "queue": "etl",
+         "rejected": 2, "unknown_state": 1, "request_id": "rid-9"},
+        {"event": "poll.strategy", "level": "info", **scope, "queue": "etl",
+         "strategy": "incremental", "reason": "history of 5,000 jobs"},
+        {"event": "auth.clock_skew", "level": "warning", **scope, "skew_seconds": -3600.0,
+         "hint": "signatures are valid for 15 minutes: synchronise this machine's clock (NTP)"},
+        {"event": "state.save_failed", "level": "error", **scope,
+         "path": "/var/lib/dli/state.json", "error": "read-only file system"},
+        {"event": "state.save_recovered", "level": "info", **scope,
+         "path": "/var/lib/dli/state.json"},
+        {"event": "monitor.stopping", "level": "info", **scope, "version": "1.2.3",
+         "reason": "SIGTERM"},
+    ]  # fmt: skip
+
+
+def test_the_console_leads_with_the_event_and_keeps_a_project_only_where_no_job_is_named() -> None:
+    out = io.StringIO()
+    configure_logging("console", out)
+    log = EventLog("p1")
+    log.state_save_recovered("/state.json")
+    log.change("etl", Discovered(JOB))
+    project_line, job_line = out.getvalue().splitlines()
+    assert "state.save_recovered" in project_line and "project_id=p1" in project_line
+    assert "job.discovered" in job_line and "project_id" not in job_line
+    assert job_line.index("job.discovered") < job_line.index("queue=etl")
+
+
+def test_start_up_and_api_behaviour_events_carry_exactly_their_fields() -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    log = EventLog("p1")
+    log.started("1.2.3", {"queues": ["etl"], "poll_interval": 30.0})
+    log.started("1.2.3", {"state_file_status": "rejected"}, degraded=True)
+    learnt = ApiBehaviour(total=TotalMeaning.FILTERED, spelling="Running")
+    log.api_behaviour(learnt)
+    written = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    for event in written:
+        del event["timestamp"]
+    assert written == [
+        {"event": "monitor.started", "level": "info", "version": "1.2.3", "project_id": "p1",
+         "queues": ["etl"], "poll_interval": 30.0},
+        {"event": "monitor.started", "level": "warning", "version": "1.2.3", "project_id": "p1",
+         "state_file_status": "rejected"},
+        {"event": "api.behaviour", "level": "info", "project_id": "p1",
+         "summary": learnt.describe(), **learnt.labels()},
+    ]  # fmt: skip
+    assert learnt.labels()["total"] == "filtered"
+
+
+def test_the_api_behaviour_info_series_is_one_per_scope_with_the_verdicts_as_labels() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from monitor.output.levels import BehaviourCollector
+    from monitor.output.scope import Scope
+
+    registry = CollectorRegistry()
+    learnt = ApiBehaviour(total=TotalMeaning.UNFILTERED)
+    registry.register(
+        BehaviourCollector(lambda: [(Scope("p1", "r1"), ApiBehaviour()), (Scope("p2"), learnt)])
+    )
+    text = generate_latest(registry).decode()
+    assert text.startswith(
+        "# HELP dli_monitor_api_behaviour_info What the DLI API was seen to do on the points its "
+        "documentation leaves open; 'unknown' until observed.\n"
+        "# TYPE dli_monitor_api_behaviour_info gauge\n"
+    )
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    assert len(samples) == 2 and all(line.endswith(" 1.0") for line in samples)
+    assert samples[0] == (
+        'dli_monitor_api_behaviour_info{order="unknown",project_id="p1",queue_filter="unknown",'
+        'region="r1",spelling="lower",state_filter="unknown",time_filter="unknown",'
+        'total="unknown"} 1.0'
+    )
+    assert 'project_id="p2",queue_filter="unknown",region="",' in samples[1]
+    assert samples[1].endswith('total="unfiltered"} 1.0')
+    empty = CollectorRegistry()
+    empty.register(BehaviourCollector(list))
+    assert generate_latest(empty) == b"", "no scope yet: no family at all"

@@ -13,6 +13,7 @@ import pytest
 from monitor.core.behaviour import ApiBehaviour, Seen, TotalMeaning
 from monitor.core.jobs import JobState
 from monitor.dli.errors import MalformedResponse
+from monitor.dli.models import ListPage
 from monitor.dli.transport import Request
 from monitor.poll.paging import Pass, Query, list_all
 from monitor.simulator import ApiVariant, World
@@ -167,6 +168,7 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
         complete=True,
         requests=2,
         rejected=1,
+        unknown_state=1,
         request_id="r1",
         facts=[PassFacts(rows=1)],
     )
@@ -179,14 +181,17 @@ def test_merging_passes_adds_their_costs_and_keeps_or_replaces_readings() -> Non
         request_id=None,
         facts=[PassFacts(rows=2)],
     )
-    kept = Pass({"a": old}, requests=2, rejected=1, request_id="r1", facts=[PassFacts(rows=1)])
+    kept = Pass(
+        {"a": old}, requests=2, rejected=1, unknown_state=1, request_id="r1",
+        facts=[PassFacts(rows=1)],
+    )  # fmt: skip
     kept.merge(second, keep_existing=True)
     assert kept.jobs["a"] is old and "b" in kept.jobs
     first.merge(second)
     assert first.jobs["a"] is new
     for merged in (first, kept):
         assert (merged.complete, merged.requests, merged.rejected, merged.unknown_state) == (
-            False, 5, 3, 4,
+            False, 5, 3, 5,
         )  # fmt: skip
         assert merged.request_id == "r1", "a pass without a request id keeps the last one seen"
         assert [f.rows for f in merged.facts] == [1, 2]
@@ -248,3 +253,31 @@ async def test_pages_of_unreadable_rows_end_the_pass_at_once() -> None:
     with pytest.raises(MalformedResponse, match="does not advance"):
         await list_all(source.client, Query("etl"), page_size=7, trust_total=False)
     assert len(source.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("times", "passed"),
+    [
+        ((300, 200, 100), True),  # newest first, the last row older than start: stop
+        ((300, 150, 150), True),  # equal times are in order too
+        ((300, 250, 200), False),  # the last row is at start exactly: not past it
+        ((100, 300, 50), False),  # out of order: the order is not honoured here
+        ((300, 100, 250), False),  # the last row is what counts, not the second to last
+        ((), False),  # no times: no evidence
+    ],
+)
+def test_a_pass_with_start_ignored_ends_at_the_first_page_wholly_before_it(
+    times: tuple[int, ...], passed: bool
+) -> None:
+    from monitor.core.jobs import Job
+    from monitor.poll.paging import _Cutoff
+
+    page = ListPage(
+        total=None,
+        rows=len(times),
+        jobs=tuple(
+            Job(f"j{i}", JobState.SUCCESS, "etl", create_time=t) for i, t in enumerate(times)
+        ),
+    )
+    assert _Cutoff(Query("etl", since_ms=200)).passed(page) is passed
+    assert _Cutoff(Query("etl")).passed(page) is False, "no start: nothing to pass"

@@ -60,6 +60,8 @@ def test_no_part_of_a_url_password_survives_redaction(user: str, password: str) 
         ("unrecognized arguments: --bogus \x85", "unrecognized arguments: --bogus \\x85"),
         ("a\nb\rc\u2028d\x1be", "a\\nb\\rc\\u2028d\\x1be"),
         ("queue 'ü-etl' is fine", "queue 'ü-etl' is fine"),
+        ("a back\\slash and \"quotes\" 'stay'", "a back\\slash and \"quotes\" 'stay'"),
+        ("mixed \\ and \n", "mixed \\ and \\n"),
     ],
 )
 def test_one_line_escapes_what_would_break_or_hide_the_line(text: str, shown: str) -> None:

@@ -73,6 +73,21 @@ def test_codec_round_trip(snaps: dict[str, JobSnapshot]) -> None:
 GOOD_ROW = ["a", "running", "etl", "n", "o", "app", "k", "A", 1, 2, 3, 4, 0, None]
 
 
+def test_rows_keep_the_version_1_shape_with_what_each_record_keeps() -> None:
+    """An older reader parses these rows: fourteen fields, empty where the record keeps nothing
+    (a finished job's names and counters, any job's update time and duration)."""
+    done = Job("d", JobState.SUCCESS, "etl", "nightly", "bob", "app_1", "k", "A", 10, 20, 30)
+    live = Job("r", JobState.RUNNING, "etl", "hourly", "amy", "app_2", "spark", "B", 11, 21, 31)
+    snap = JobSnapshot.baseline([done, live], now_ms=500)
+    doc = orjson.loads(codec.encode({"etl": snap}, project_id="p", endpoint="e", saved_at_ms=1))
+    rows = sorted(doc["targets"]["etl"]["jobs"])
+    assert rows == [
+        ["d", "success", "etl", "", "", "", "", "", 10, None, None, 0, 0, None],
+        ["r", "running", "etl", "hourly", "amy", "app_2", "spark", "B", 11, None, None, 21, 0,
+         None],
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("doc", "why"),
     [
