@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.app.config import ConfigError, load_settings, unknown_variables
+from monitor.app.config import ConfigError, Settings, load_settings, unknown_variables
 
 BASE = {"DLI_MONITOR_PROJECT_ID": "p1", "DLI_MONITOR_ENDPOINT": "http://127.0.0.1:9"}
 
@@ -123,3 +123,40 @@ def test_keys_are_read_from_the_secrets_dir_a_mounted_secret_gives(
     monkeypatch.delenv("DLI_MONITOR_SECRETS_DIR")
     with pytest.raises(ConfigError, match="DLI_MONITOR_AK"):
         load_settings()  # no directory, no keys: aksk has nothing to sign with
+
+
+def test_a_hint_names_only_a_close_setting() -> None:
+    """AUTHMODE is 0.67 alike to AUTH, TIMEOUT 0.64 to REQUEST_TIMEOUT: too far to guess."""
+    assert unknown_variables({"DLI_MONITOR_AUTHMODE": "x", "DLI_MONITOR_TIMEOUT": "x"}) == [
+        "DLI_MONITOR_AUTHMODE is not a known setting and is ignored",
+        "DLI_MONITOR_TIMEOUT is not a known setting and is ignored",
+    ]
+
+
+def test_the_start_up_summary_is_the_configuration_without_secrets(tmp_path: Path) -> None:
+    settings = Settings(
+        project_id="p1",
+        endpoint="http://u:pw-S3CRET@127.0.0.1:9",
+        queues=("etl", "ml"),
+        auth="none",
+        state_file=tmp_path / "state.json",
+    )
+    assert settings.summary() == {
+        "endpoint": "http://***@127.0.0.1:9",
+        "queues": ["etl", "ml"],
+        "poll_interval": 30.0,
+        "poll_strategy": "auto",
+        "page_size": 100,
+        "max_concurrency": 4,
+        "max_rps": 10.0,
+        "auth": "none",
+        "credentials": "none",
+        "listen": "0.0.0.0:10071",
+        "state_file": str(tmp_path / "state.json"),
+    }
+    assert (
+        Settings(project_id="p1", endpoint="http://127.0.0.1:9", auth="none").summary()[
+            "state_file"
+        ]
+        is None
+    )

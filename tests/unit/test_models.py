@@ -183,3 +183,13 @@ def test_spelling_is_reported_only_when_odd_and_then_the_first_one() -> None:
         b'{"total": 2, "sessions": [{"id": "a", "state": "Running"}, {"id": "b", "state": "DEAD"}]}'
     )
     assert parse_list_page(odd).spelling == "Running"
+
+
+def test_the_tolerant_path_counts_every_row_of_an_unknown_state() -> None:
+    # A row that is not an object sends the page to the tolerant path.
+    body = (
+        b'{"total": 4, "sessions": [7, {"id": "a", "state": "zombie"},'
+        b' {"id": "b", "state": "queued"}, {"id": "c", "state": "running"}]}'
+    )
+    page = parse_list_page(body)
+    assert (page.rejected, page.unknown_state, [j.id for j in page.jobs]) == (1, 2, ["c"])

@@ -174,3 +174,11 @@ def test_shards_partition_the_pairs_every_pair_polled_exactly_once(
         ]
     expected = [(p, q) for p, q in itertools.product(projects, queues or ["*"])]
     assert sorted(owned) == sorted(expected)
+
+
+def test_a_shard_owns_the_pairs_the_hash_of_project_and_queue_gives_it() -> None:
+    pairs = [(f"project{p}", f"queue{q}") for p in range(4) for q in range(6)]
+    for index in range(3):
+        shard = Shard(index, 3)
+        assert [shard.owns(p, q) for p, q in pairs] == [owner(p, q, 3) == index for p, q in pairs]
+    assert all(Shard(0, 1).owns(p, q) for p, q in pairs), "one replica owns everything"
