@@ -1,7 +1,7 @@
-"""One poller per target (a queue, or the whole project): list, confirm, diff, publish.
+"""One poller per polled queue (a queue, or the whole project): list, confirm, diff, publish.
 
 A poll either applies completely or not at all: the listing and the detail confirmations are
-result first; then the pure diff runs, its changes are published, and the new snapshot and
+read first; then the pure diff runs, its changes are published, and the new snapshot and
 the strategy's watermark are swapped in without any ``await`` in between, so a cancellation
 (shutdown, poll timeout) can only land before the poll changed anything or after it is complete.
 
@@ -10,7 +10,7 @@ poll, applied or not, since it describes the API rather than the jobs. An increm
 behaviour shows to be inexact (a filter ignored, ``total`` not counting filtered rows) is
 discarded before anything is applied and the queue is listed in full instead. An active job
 missing from the listing is reported vanished only when its detail answers the code table's
-"does not exist" (:func:`~monitor.core.behaviour.is_gone`).
+"does not exist" (:func:`~monitor.dli.errors.is_gone`).
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class FullStrategy:
             page_size=page_size,
             trust_total=behaviour.pages_by_total,
         )
-        gathered = PollResult(listing, full_listing_requests=listing.requests)
+        result = PollResult(listing, full_listing_requests=listing.requests)
         if self.probe and queue is not None and listing.complete:
             counts = dict.fromkeys(TERMINAL_STATES, 0)
             for job in listing.jobs.values():
@@ -115,7 +115,7 @@ class FullStrategy:
                 clear = total is not None and (
                     total == counts[state] or (total >= rows > counts[state])
                 )
-                gathered.probes.append(
+                result.probes.append(
                     PassFacts(
                         filtered_state=state,
                         totals=frozenset({total}),
@@ -124,7 +124,7 @@ class FullStrategy:
                         foreign_state=any(j.state is not state for j in page.jobs),
                     )
                 )
-        return gathered
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,17 +208,17 @@ class IncrementalStrategy:
 Strategy = FullStrategy | IncrementalStrategy
 
 
-def incremental_usable(gathered: PollResult, behaviour: ApiBehaviour) -> str | None:
+def incremental_usable(result: PollResult, behaviour: ApiBehaviour) -> str | None:
     """Why an incremental poll must be discarded (``behaviour`` already includes what the poll
     itself showed), or ``None`` if it is exact."""
     blocker = behaviour.incremental_blocker()
     if blocker is not None:
         return blocker
-    if any(f.foreign_state for f in gathered.facts):
+    if any(f.foreign_state for f in result.facts):
         return "a state-filtered listing returned other states"
     if not behaviour.counts_by_total:
         return "total is not yet shown to count the rows a state filter selects"
-    if len(gathered.totals) != len(TERMINAL_STATES):
+    if len(result.totals) != len(TERMINAL_STATES):
         return "a terminal-state count came without a total"
     return None
 
