@@ -240,3 +240,29 @@ def test_check_says_what_was_found_in_plain_words(total: TotalMeaning, said: str
     )
     spelt = ApiBehaviour(total=total, spelling="Running").describe()
     assert spelt.endswith("; states spelt like 'Running'")
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "blocker"),
+    [
+        (ApiBehaviour(state_filter=Seen.IGNORED), "the API ignores the state filter"),
+        (
+            ApiBehaviour(queue_filter=Seen.IGNORED),
+            "the API ignores the queue filter: its totals count other queues' jobs",
+        ),
+        (
+            ApiBehaviour(total=TotalMeaning.MISSING),
+            "total is missing: terminal states cannot be counted from it",
+        ),
+        (
+            ApiBehaviour(time_filter=Seen.IGNORED, order=Seen.IGNORED),
+            "the API ignores both start and order: new jobs cannot be listed alone",
+        ),
+        (ApiBehaviour(time_filter=Seen.IGNORED), None),  # the order alone still finds new jobs
+        (ApiBehaviour(), None),
+    ],
+)
+def test_what_rules_incremental_polls_out_is_said_in_words(
+    behaviour: ApiBehaviour, blocker: str | None
+) -> None:
+    assert behaviour.incremental_blocker() == blocker

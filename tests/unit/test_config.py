@@ -160,3 +160,27 @@ def test_the_start_up_summary_is_the_configuration_without_secrets(tmp_path: Pat
         ]
         is None
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("0.0.0.0:10071", ("0.0.0.0", 10071)),
+        (":65535", ("0.0.0.0", 65535)),  # no host: every interface
+        ("[::1]:0", ("::1", 0)),
+        ("[fe80::1]:80", ("fe80::1", 80)),  # the port is after the last colon
+        ("127.0.0.1:65536", None),
+        ("127.0.0.1", None),
+        ("127.0.0.1:http", None),
+    ],
+)
+def test_listen_is_host_and_a_port_from_0_to_65535(
+    value: str, parsed: tuple[str, int] | None
+) -> None:
+    from monitor.app.config import parse_listen
+
+    if parsed is None:
+        with pytest.raises(ValueError, match=r"^must be host:port with a port from 0 to 65535$"):
+            parse_listen(value)
+    else:
+        assert parse_listen(value) == parsed
