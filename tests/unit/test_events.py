@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import orjson
+import pytest
 
 from monitor.core.behaviour import ApiBehaviour, TotalMeaning
 from monitor.core.jobs import Job, JobState
@@ -355,3 +359,41 @@ def test_every_job_event_carries_exactly_its_fields() -> None:
             b"p1\x1fj1\x1fjob.transition\x1frunning\x1frecovering\x1f2", digest_size=8
         ).hexdigest()
     )
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_goes_to_a_binary_stream_as_bytes_with_a_utc_timestamp() -> None:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")
+    configure_logging("auto", stream)  # not a terminal: JSON
+    EventLog("p1").state_save_recovered("/s.json")
+    line = raw.getvalue().decode()
+    assert line.endswith("}\n") and line.count("\n") == 1
+    event = orjson.loads(line)
+    assert event["event"] == "state.save_recovered"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", event["timestamp"])
+    stamped = datetime.fromisoformat(event["timestamp"])
+    assert abs((datetime.now(UTC) - stamped).total_seconds()) < 60, "UTC, not local time"
+
+
+def test_auto_renders_for_a_terminal_and_the_default_stream_is_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    terminal = _Terminal()
+    configure_logging("auto", terminal)
+    EventLog("p1").state_save_recovered("/s.json")
+    assert not terminal.getvalue().startswith("{") and "state.save_recovered" in terminal.getvalue()
+    configure_logging()  # auto, stdout: captured here, not a terminal
+    EventLog("p1").state_save_recovered("/s.json")
+    assert orjson.loads(capsys.readouterr().out)["event"] == "state.save_recovered"
+
+
+def test_a_value_json_cannot_hold_is_written_as_text() -> None:
+    out = io.StringIO()
+    configure_logging("json", out)
+    EventLog("p1").state_save_failed(Path("/s.json"), "x")  # type: ignore[arg-type]
+    assert orjson.loads(out.getvalue())["path"] == "/s.json"
