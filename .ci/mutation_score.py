@@ -2,7 +2,7 @@
 
 Usage: ``mutmut results --all true | python3 .ci/mutation_score.py .ci/equivalent-mutants.txt``.
 A mutant listed in the equivalents file (``name  reason``) is left out of the score; the score
-is killed (or timed out) over the rest, and the exit status is 1 under 90%.
+is killed (or timed out) over the rest, and the exit status is 1 under TARGET.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-TARGET = 0.90
+#: 98.9% over the 20 modules when the layered tree landed (99.7% over the 11 the core had)
+TARGET = 0.98
 
 
 def main() -> int:

@@ -418,3 +418,11 @@ def test_a_baseline_job_starts_its_clock_from_the_api_and_counts_a_recovery_in_p
         snap = diff.snapshot
     (change,) = diff.changes
     assert isinstance(change, Transition) and change.occurrence == 2
+
+
+def test_a_snapshot_equals_itself_only() -> None:
+    """A snapshot is a value in time: two with the same records are still two snapshots."""
+    snap = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    same = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
+    assert snap == snap  # noqa: PLR0124 (the point)
+    assert snap != same and dict(snap) == dict(same)
