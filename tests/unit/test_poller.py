@@ -6,12 +6,9 @@ step, and asserts the exact events and metric samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio
 import orjson
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from monitor.core.jobs import JobState
@@ -24,13 +21,6 @@ from tests.fakes import FakeApi
 from tests.rig import T0, Rig, job_events, output
 
 S = JobState
-
-
-@pytest.fixture(autouse=True)
-def _no_structlog_leaks() -> Iterator[None]:
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.mark.parametrize(
