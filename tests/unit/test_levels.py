@@ -61,3 +61,12 @@ def test_a_project_wide_view_exports_the_queues_its_summary_meets() -> None:
     jobs = {tuple(s.labels.values()): s.value for s in levels.jobs.collect().samples}
     assert {key[2] for key in jobs} == {"etl", "ml"}
     assert jobs[("p", "", "etl", "success")] == 3 and jobs[("p", "", "ml", "dead")] == 1
+
+
+def test_a_queue_poller_exports_its_queue_and_any_its_summary_meets() -> None:
+    levels = LevelSeries(FakeClock(0.0))
+    summary = StateSummary({("ml", S.RUNNING): 1}, {})  # a detail put a job in another queue
+    levels.add_views(lambda: [View(Scope("p"), summary, export_queues=("etl",))])
+    levels.refresh()
+    jobs = {tuple(s.labels.values()): s.value for s in levels.jobs.collect().samples}
+    assert {key[2] for key in jobs} == {"etl", "ml"}

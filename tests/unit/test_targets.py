@@ -141,7 +141,7 @@ def test_the_shard_is_a_number_or_the_statefulset_ordinal(
         ("3", 3, "x", "shard 3 does not exist"),
         ("auto", 2, "dli-monitor-2", "shard 2 does not exist"),
         ("auto", 2, "laptop", "a hostname ending in -<ordinal>"),
-        ("-1", 2, "x", "a shard number from 0, or auto"),
+        ("-1", 2, "x", "^must be a shard number from 0, or auto$"),
     ],
 )
 def test_a_shard_that_cannot_be_is_refused(
