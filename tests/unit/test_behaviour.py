@@ -266,3 +266,39 @@ def test_what_rules_incremental_polls_out_is_said_in_words(
     behaviour: ApiBehaviour, blocker: str | None
 ) -> None:
     assert behaviour.incremental_blocker() == blocker
+
+
+M = TotalMeaning.MATCHES_ROWS
+
+
+@pytest.mark.parametrize(
+    ("passes", "total"),
+    [
+        # two unfiltered passes with different totals say nothing about state filters
+        ([PassFacts(totals=frozenset({10}), rows=10, settled=True),
+          PassFacts(totals=frozenset({12}), rows=12, settled=True, filtered_start=True)], M),
+        # an unsettled state pass is no evidence, whatever its total
+        ([PassFacts(filtered_state=JobState.DEAD, totals=frozenset({3}), rows=3),
+          PassFacts(totals=frozenset({10}), rows=10, settled=True)], M),
+        # only an unfiltered, settled pass says how many rows there are in all
+        ([PassFacts(filtered_state=JobState.DEAD, totals=frozenset({3}), rows=3, settled=True),
+          PassFacts(filtered_state=JobState.SUCCESS, totals=frozenset({7}), rows=7)], M),
+        ([PassFacts(filtered_state=JobState.DEAD, totals=frozenset({3}), rows=3, settled=True),
+          PassFacts(filtered_state=JobState.SUCCESS, totals=frozenset({8, 9}), rows=8,
+                    settled=True)], M),
+        # the evidence: a settled state pass whose total matched its rows, below all the rows
+        ([PassFacts(filtered_state=JobState.DEAD, totals=frozenset({3}), rows=3, settled=True),
+          PassFacts(totals=frozenset({10}), rows=10, settled=True)], TotalMeaning.FILTERED),
+    ],
+)  # fmt: skip
+def test_total_counts_filtered_rows_only_on_settled_evidence(
+    passes: list[PassFacts], total: TotalMeaning
+) -> None:
+    assert ApiBehaviour(total=M).learn(passes).total is total
+
+
+def test_an_ignored_start_filter_stays_ignored() -> None:
+    ignored = ApiBehaviour(time_filter=Seen.IGNORED)
+    honest = PassFacts(filtered_start=True, rows=4, settled=True)
+    assert ignored.learn([honest]).time_filter is Seen.IGNORED
+    assert ApiBehaviour().learn([honest]).time_filter is Seen.HONOURED
