@@ -13,6 +13,7 @@ longest gap between applied polls is exactly how long a state must last to be se
 
 from __future__ import annotations
 
+import os
 from collections.abc import MutableMapping
 from itertools import pairwise
 from typing import Any
@@ -203,7 +204,9 @@ def _quiet_structlog() -> None:
 
 TestPollMachine = PollMachine.TestCase
 TestPollMachine.settings = settings(
-    max_examples=30,
+    # Under mutation testing each mutant reruns it, traced: fewer runs keep it within the
+    # per-test limit (as the "mutation" profile of tests/conftest.py does for the others).
+    max_examples=8 if os.environ.get("MUTANT_UNDER_TEST") else 30,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
