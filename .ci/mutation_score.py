@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-#: 99.1% over the 20 modules when the layered tree landed (99.8% over the 11 the core had)
+#: 99.3% over the 20 modules when the layered tree landed (99.85% over the 11 the core had)
 TARGET = 0.98
 
 
