@@ -192,10 +192,13 @@ class IncrementalStrategy:
         listing.merge(recent[0], keep_existing=True)
         totals = {s: n for s, n in counted.items() if n is not None}
         everything = sum(totals.values()) + sum(len(v.jobs) for v in active.values())
-        created = [j.create_time for j in listing.jobs.values() if j.create_time is not None]
-        if self.watermark_ms is not None:
-            created.append(self.watermark_ms)
-        watermark = max(created, default=None)
+        watermark = self.watermark_ms
+        if recent[0].complete:
+            created = [j.create_time for j in listing.jobs.values() if j.create_time is not None]
+            watermark = max([*created, *([] if watermark is None else [watermark])], default=None)
+        # else: a pass that read a job twice may have skipped another (rows moved while it paged
+        # concurrently), so the window is listed again from where it began: a skipped job that
+        # has finished since is never listed as active, and past the watermark it would be lost.
         return PollResult(
             listing,
             totals=totals,

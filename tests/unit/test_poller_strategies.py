@@ -286,3 +286,27 @@ async def test_the_full_listing_that_replaces_an_inexact_poll_spends_the_same_bu
     assert len(budgets) > 6 and budgets[0] is not None and all(b is budgets[0] for b in budgets)
     total = rig.sample("dli_monitor_poll_duration_seconds_sum", queue="etl")
     assert total is not None and 0 <= total < 60, "the poll's own wall time"
+
+
+async def test_an_incomplete_recent_pass_leaves_the_watermark_where_it_was() -> None:
+    """Found by the poll state machine: rows moving under a concurrent recent pass can skip a
+    new job; had the watermark moved past it, a job that then finished was never reported."""
+    rig = Rig(strategy="incremental", jobs=20)
+    await rig.until_incremental()
+    await rig.poll()
+    watermark = rig.incremental().watermark_ms
+    assert watermark is not None
+    rig.clock.advance(30)
+
+    def land(query: dict[str, str]) -> None:
+        if "start" in query:  # the recent pass: a new job at the head before every page
+            rig.world.submit("etl")
+
+    rig.source.on_list = land
+    await rig.poll()
+    assert rig.incremental().watermark_ms == watermark, "the same window is listed again"
+    rig.source.on_list = None
+    rig.clock.advance(30)
+    await rig.poll()
+    newest = max(j.create_time for j in rig.world.jobs.values())
+    assert rig.incremental().watermark_ms == newest, "a complete pass moves it on"
