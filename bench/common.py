@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from monitor.dli.auth import AkSkSigner, OutgoingRequest, canonical_query
 from monitor.dli.client import ClientHooks, DLIClient
+from monitor.dli.ratelimit import Ceiling
 from monitor.dli.transport import AiohttpTransport
 
 __all__ = [
@@ -98,7 +99,12 @@ def make_client(
     """Our client as the benchmarks use it: signed, concurrency 4, no rate limit in the way."""
     signer = AkSkSigner.from_keys(AK, SecretStr(SK), project_id=project)
     transport = AiohttpTransport(
-        session, url, signer=signer, max_concurrency=concurrency, max_rps=10_000, timeout=30
+        session,
+        url,
+        signer=signer,
+        max_concurrency=concurrency,
+        ceiling=Ceiling(10_000),
+        timeout=30,
     )
     return DLIClient(transport, project, hooks=hooks)
 

@@ -151,7 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument(
         "--gateway-limit",
         type=_AT_LEAST_ONE,
-        help="sliding-window limit: at most N requests per second",
+        help="sliding-window limit: at most N requests per --gateway-window",
+    )
+    api.add_argument(
+        "--gateway-window",
+        choices=["second", "minute"],
+        default="second",
+        help="the gateway limit's window (its 429 states the policy, as APIG's does)",
     )
     return parser
 
@@ -314,6 +320,7 @@ async def _simulate(args: argparse.Namespace) -> int:
         credentials=credentials,
         variant=variant,
         gateway_limit=args.gateway_limit,
+        gateway_window=60 if args.gateway_window == "minute" else 1,
     )
     with anyio.open_signal_receiver(*shutdown.SIGNALS) as signals:
         async with running_simulator(sim, args.host, args.port) as url:

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     page_size: int = Field(100, ge=1, le=1000)
     max_concurrency: int = Field(4, ge=1, le=256)
     max_rps: float = Field(10.0, gt=0, le=10000)
+    max_rpm: int | None = Field(None, ge=1, le=1_000_000)
+    recount_interval: float = Field(600.0, gt=0, le=7 * 86400)
     request_timeout: float = Field(10.0, gt=0, le=300)
     auth: Literal["aksk", "token", "none"] = "aksk"
     ak: SecretStr | None = Field(
@@ -237,6 +239,8 @@ class Settings(BaseSettings):
             "page_size": self.page_size,
             "max_concurrency": self.max_concurrency,
             "max_rps": self.max_rps,
+            "max_rpm": self.max_rpm,
+            "recount_interval": self.recount_interval,
             "auth": self.auth,
             "credentials": self.credential_source,
             "listen": self.listen,

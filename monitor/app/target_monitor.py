@@ -21,6 +21,8 @@ from monitor.core.behaviour import BehaviourBook
 from monitor.core.snapshot import JobSnapshot
 from monitor.dli.auth import Signer
 from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
+from monitor.dli.errors import APIError
+from monitor.dli.ratelimit import Ceiling, parse_quota
 from monitor.dli.transport import AiohttpTransport
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
@@ -70,6 +72,8 @@ class TargetMonitor:
             if settings.state_file is not None
             else None
         )
+        #: the windows every request of the target waits for (lowered by a gateway's policy)
+        self.ceiling = Ceiling(settings.max_rps, settings.max_rpm)
         self._dirty: anyio.Event | None = None
         self._skew_reported = False
         #: the last save's error, so that a lasting failure is one line, not one per save
@@ -89,13 +93,15 @@ class TargetMonitor:
             on_response=self.metrics.api_response,
             on_malformed=self.metrics.malformed_response,
             on_clock_skew=self._clock_skew,
+            on_throttled=self._throttled,
         )
+        self._publish_ceiling()
         transport = AiohttpTransport(
             session,
             s.base_url,
             signer=self._signer(session),
             max_concurrency=s.max_concurrency,
-            max_rps=s.max_rps,
+            ceiling=self.ceiling,
             timeout=s.request_timeout,
         )
         client = DLIClient(
@@ -146,6 +152,17 @@ class TargetMonitor:
         if not self._skew_reported:  # once: the poll.failed events repeat the measured skew
             self._skew_reported = True
             self.events.clock_skew(skew)
+
+    def _throttled(self, error: APIError) -> None:
+        quota = parse_quota(error.message)
+        if quota is not None and self.ceiling.lower(quota):
+            self._publish_ceiling()
+            effective = ", ".join(str(q) for q in self.ceiling.quotas)
+            self.events.request_ceiling(effective, str(quota), error.message)
+
+    def _publish_ceiling(self) -> None:
+        for quota in self.ceiling.quotas:
+            self.metrics.request_ceiling(quota.seconds, quota.limit)
 
     def _applied(self, poller: QueuePoller) -> None:
         self._on_change()

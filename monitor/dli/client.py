@@ -44,6 +44,8 @@ class ClientHooks:
     on_malformed: Callable[[str], None] = lambda endpoint: None
     #: a 401 came with a server Date this far (seconds, ours minus theirs) from our clock
     on_clock_skew: Callable[[float], None] = lambda skew: None
+    #: the gateway throttled a request; its message may state the policy it enforces
+    on_throttled: Callable[[APIError], None] = lambda error: None
 
 
 class DLIClient:
@@ -142,6 +144,8 @@ class DLIClient:
                 # Signatures are only valid for 15 minutes: a wrong clock looks like bad keys.
                 error.message += f" (this machine's clock is {skew_s:+.0f} s off the API's)"
                 self._hooks.on_clock_skew(skew_s)
+            if error.throttled:
+                self._hooks.on_throttled(error)
             raise error
         return response.body, request_id
 

@@ -21,7 +21,7 @@ from yarl import URL
 
 from monitor.dli.auth import NoAuth, OutgoingRequest, Signer, canonical_query
 from monitor.dli.errors import RequestTimeout, TransportError
-from monitor.dli.ratelimit import RateLimiter
+from monitor.dli.ratelimit import Ceiling
 
 __all__ = ["AiohttpTransport", "Request", "Response", "Transport"]
 
@@ -62,7 +62,7 @@ _READ = ("x-request-id", "retry-after", "date")
 class AiohttpTransport:
     """Over one aiohttp session: every request signed, through one concurrency limit and one
     rate ceiling shared by all the client's callers, so all queues together stay within
-    ``max_concurrency`` requests in flight and ``max_rps`` requests in any second."""
+    ``max_concurrency`` requests in flight and within ``ceiling`` (10 a second by default)."""
 
     def __init__(
         self,
@@ -71,7 +71,7 @@ class AiohttpTransport:
         *,
         signer: Signer | None = None,
         max_concurrency: int = 4,
-        max_rps: float = 10.0,
+        ceiling: Ceiling | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._session = session
@@ -82,7 +82,7 @@ class AiohttpTransport:
         self._signer = signer or NoAuth()
         self.max_concurrency = max_concurrency
         self._slots = anyio.CapacityLimiter(max_concurrency)
-        self._rate = RateLimiter(max_rps)
+        self._rate = ceiling or Ceiling(10)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def send(self, request: Request) -> Response:

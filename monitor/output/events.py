@@ -282,6 +282,18 @@ class EventLog:
             reason=reason,
         )
 
+    def request_ceiling(self, ceiling: str, policy: str, message: str) -> None:
+        """A gateway's 429 stated a stricter policy than the ceiling enforced until now."""
+        self._emit(
+            "warning",
+            "api.request_ceiling",
+            project_id=self.project_id,
+            ceiling=ceiling,
+            policy=policy,
+            message=message,
+            hint="another process may share these keys' quota; requests now wait for it",
+        )
+
     def clock_skew(self, skew_seconds: float) -> None:
         self._emit(
             "warning",

@@ -138,6 +138,13 @@ class Metrics:
             "counter",
             [*SCOPE_LABELS, "queue", "reason"],
         )
+        self.ceiling = Family(
+            "dli_monitor_request_ceiling",
+            "Requests the target may send in any window of `window_seconds`: the configured "
+            "MAX_RPS / MAX_RPM, or lower where the gateway's 429 stated a stricter policy.",
+            "gauge",
+            [*SCOPE_LABELS, "window_seconds"],
+        )
         self.levels = LevelSeries(clock)
         self.families: tuple[Family, ...] = (
             self.transitions,
@@ -148,6 +155,7 @@ class Metrics:
             self.last_success,
             self.poll_duration,
             self.rejected_rows,
+            self.ceiling,
         )
         self.client_registry = r = CollectorRegistry()
         self.api_requests = Counter(
@@ -271,6 +279,10 @@ class TargetMetrics:
         """``count`` list rows of ``label`` were skipped for ``reason``."""
         if count:
             self._m.rejected_rows.inc((*self._labels, label, reason), count)
+
+    def request_ceiling(self, window_seconds: int, limit: int) -> None:
+        """The target may send ``limit`` requests in any ``window_seconds``."""
+        self._m.ceiling.set((*self._labels, str(window_seconds)), limit)
 
     def api_response(self, endpoint: str, code: str) -> None:
         """One API request ended with HTTP status ``code`` (``"error"``: no response)."""

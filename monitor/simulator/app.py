@@ -63,11 +63,14 @@ class Simulator:
         clock: Callable[[], float] = time.time,
         variant: ApiVariant | None = None,
         gateway_limit: int | None = None,
+        gateway_window: int = 1,
     ) -> None:
         self.world = world
         self.variant = variant or ApiVariant()
-        #: the gateway's ceiling: at most this many requests accepted in any one second
+        #: the gateway's ceiling: at most this many requests accepted in any ``gateway_window``
+        #: seconds; its 429 states the policy, as APIG's does
         self.gateway_limit = gateway_limit
+        self.gateway_window = gateway_window
         #: monotonic arrival times of the requests the gateway let through (last second)
         self._accepted: deque[float] = deque()
         #: how many requests the gateway throttled
@@ -105,10 +108,9 @@ class Simulator:
             headers={"X-Request-Id": rid},
         )
 
-    def _throttled(self, code: str | None = None) -> web.Response:
-        response = self.error(
-            429, code or self.variant.throttle_code, "The throttling threshold has been reached"
-        )
+    def _throttled(self, code: str | None = None, policy: str = "") -> web.Response:
+        message = "The throttling threshold has been reached" + policy
+        response = self.error(429, code or self.variant.throttle_code, message)
         if self.variant.throttle_retry_after:
             response.headers["Retry-After"] = f"{self.faults.retry_after:g}"
         return response
@@ -118,11 +120,14 @@ class Simulator:
         if self.gateway_limit is None:
             return None
         now = time.monotonic()
-        while self._accepted and now - self._accepted[0] >= 1.0:
+        while self._accepted and now - self._accepted[0] >= self.gateway_window:
             self._accepted.popleft()
         if len(self._accepted) >= self.gateway_limit:
             self.gateway_throttled += 1
-            return self._throttled("APIG.0308")
+            unit = {1: "1 second", 60: "1 minute"}.get(self.gateway_window)
+            time_ = unit or f"{self.gateway_window} second"
+            policy = f": policy user over ratelimit,limit:{self.gateway_limit},time:{time_}"
+            return self._throttled("APIG.0308", policy)
         self._accepted.append(now)
         return None
 

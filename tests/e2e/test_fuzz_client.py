@@ -21,6 +21,7 @@ from yarl import URL
 from monitor.core.behaviour import BehaviourBook
 from monitor.dli.client import DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import DLIError
+from monitor.dli.ratelimit import Ceiling
 from monitor.dli.transport import AiohttpTransport
 from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
@@ -104,7 +105,7 @@ def test_any_answer_is_a_page_or_a_typed_error(answer: Answer) -> None:
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
             client = DLIClient(
-                AiohttpTransport(session, BASE, max_rps=10**6, timeout=1), "p1", retry=FAST
+                AiohttpTransport(session, BASE, ceiling=Ceiling(10**6), timeout=1), "p1", retry=FAST
             )
             with aioresponses() as mock:
                 serve(mock, lambda url: answer)
@@ -149,7 +150,7 @@ def test_a_poll_applies_whole_or_not_at_all(replies: list[Answer]) -> None:
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
             client = DLIClient(
-                AiohttpTransport(session, BASE, max_rps=10**6, timeout=1), "p1", retry=FAST
+                AiohttpTransport(session, BASE, ceiling=Ceiling(10**6), timeout=1), "p1", retry=FAST
             )
             metrics = Metrics("fuzz")
             poller = QueuePoller(

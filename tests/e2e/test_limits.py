@@ -97,6 +97,41 @@ async def test_the_ceiling_holds_in_every_second_at_a_sliding_window_gateway() -
     assert all(p.ready for p in daemon.pollers), "every queue got its turn"
 
 
+async def test_a_gateway_policy_in_a_429_lowers_the_ceiling_to_it() -> None:
+    """A per-minute gateway quota the configuration does not know: its first 429 states the
+    policy; from then on the daemon stays within it (one event, the ceiling metric), where
+    without it every poll would be throttled until the minute ends."""
+    out = io.StringIO()
+    configure_logging("json", out)
+    queues = ("q0", "q1")
+    world = World(
+        "limits", queues, seed=4, now_ms=int(time.time() * 1000), lifecycle=STILL, initial_jobs=5
+    )
+    limit = 12
+    sim = Simulator(world, gateway_limit=limit, gateway_window=60)
+    async with running_simulator(sim) as url:
+        daemon = Daemon(settings(url, queues, poll_interval=0.1, max_concurrency=2))
+        async with running(daemon, ready=False):
+            with anyio.fail_after(10):
+                while '"event":"api.request_ceiling"' not in out.getvalue():
+                    await anyio.sleep(0.02)
+            throttled = sim.gateway_throttled
+            await anyio.sleep(3)  # 30 polls' worth: each would be throttled without the ceiling
+        ceiling = daemon.metrics.registry.get_sample_value(
+            "dli_monitor_request_ceiling",
+            {"project_id": "limits", "region": "", "window_seconds": "60"},
+        )
+    events = [e for e in parse_events(out.getvalue()) if e["event"] == "api.request_ceiling"]
+    assert len(events) == 1
+    assert events[0]["policy"] == f"{limit} per minute"
+    assert events[0]["ceiling"] == f"1000 per second, {limit} per minute"
+    assert ceiling == limit
+    # Requests already past the ceiling when the first 429 came may be throttled too (at most
+    # one per concurrency slot); none after.
+    assert throttled <= 2
+    assert sim.gateway_throttled == throttled
+
+
 def test_snapshot_stays_bounded_over_thousands_of_lifecycles() -> None:
     """Pure: 3 queues, a new job every 0.5 s each for a simulated hour, polled every 10 s."""
     lifecycle = Lifecycle(

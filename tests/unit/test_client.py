@@ -18,6 +18,7 @@ from aioresponses import aioresponses
 from monitor.core.jobs import JobState
 from monitor.dli.client import ClientHooks, DLIClient, RetryBudget, RetryPolicy
 from monitor.dli.errors import APIError, MalformedResponse, RequestTimeout, TransportError, is_gone
+from monitor.dli.ratelimit import Ceiling
 from monitor.dli.retry import retry_after, skew
 from monitor.dli.transport import AiohttpTransport
 from monitor.simulator import World
@@ -39,7 +40,7 @@ def page(total: int, *ids: str) -> dict[str, Any]:
 @pytest.fixture
 async def client() -> AsyncIterator[DLIClient]:
     async with aiohttp.ClientSession() as session:
-        transport = AiohttpTransport(session, BASE, max_rps=1000, timeout=0.5)
+        transport = AiohttpTransport(session, BASE, ceiling=Ceiling(1000), timeout=0.5)
         yield DLIClient(transport, "p1", retry=FAST)
 
 

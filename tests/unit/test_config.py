@@ -149,6 +149,8 @@ def test_the_start_up_summary_is_the_configuration_without_secrets(tmp_path: Pat
         "page_size": 100,
         "max_concurrency": 4,
         "max_rps": 10.0,
+        "max_rpm": None,
+        "recount_interval": 600.0,
         "auth": "none",
         "credentials": "none",
         "listen": "0.0.0.0:10071",

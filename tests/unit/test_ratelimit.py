@@ -6,7 +6,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from monitor.dli.ratelimit import DEFAULT_WINDOW, RateLimiter
+from monitor.dli.ratelimit import DEFAULT_WINDOW, Ceiling, Quota, RateLimiter, parse_quota
 from tests.fakes import FakeClock
 
 
@@ -94,3 +94,75 @@ def test_a_limit_or_window_that_is_not_positive_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=f"^{why}$"):
         RateLimiter(limit, window=window)
+
+
+# -- the ceiling: several windows at once, lowered by what a gateway states -------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "quota"),
+    [
+        (
+            "The throttling threshold has been reached: policy user over ratelimit,"
+            "limit:600,time:1 minute",
+            Quota(600, 60),
+        ),
+        ("policy ip over ratelimit, limit: 5, time: 1 second", Quota(5, 1)),
+        ("limit:100000,time:1 day", Quota(100000, 86400)),
+        ("LIMIT:20,TIME:2 MINUTES", Quota(20, 120)),
+        ("The throttling threshold has been reached", None),
+        ("limit:0,time:1 minute", None),
+        ("limit:5,time:1 fortnight", None),
+    ],
+)
+def test_the_gateway_policy_is_read_from_its_message(message: str, quota: Quota | None) -> None:
+    assert parse_quota(message) == quota
+
+
+@pytest.mark.timeout(5)
+async def test_a_per_minute_window_holds_beside_the_per_second_one(clock: FakeClock) -> None:
+    ceiling = Ceiling(4, 6, clock=clock)
+    times = []
+    for _ in range(8):
+        await ceiling.acquire()
+        times.append(round(clock() - 1000.0, 6))
+    # four in the first second, two more in the next, then the minute is full until the first
+    # start is 60 s (and the stamp margin) old
+    assert times == [0, 0, 0, 0, 1.05, 1.05, 60.05, 60.05]
+    assert ceiling.quotas == (Quota(4, 1), Quota(6, 60))
+
+
+def test_a_stated_policy_only_ever_lowers_the_ceiling() -> None:
+    ceiling = Ceiling(10)
+    assert not ceiling.lower(Quota(20, 1))  # looser than configured: never above it
+    assert not ceiling.lower(Quota(600, 60))  # 10 a second cannot exceed 600 a minute anyway
+    assert ceiling.lower(Quota(300, 60))
+    assert not ceiling.lower(Quota(400, 60))
+    assert ceiling.lower(Quota(5, 1))
+    assert ceiling.quotas == (Quota(5, 1), Quota(300, 60))
+    assert str(Quota(300, 60)) == "300 per minute" and str(Quota(7, 90)) == "7 per 90 s"
+
+
+@pytest.mark.timeout(5)
+async def test_a_lowered_window_is_enforced_from_the_next_request(clock: FakeClock) -> None:
+    ceiling = Ceiling(100, clock=clock)
+    ceiling.lower(Quota(2, 60))
+    times = []
+    for _ in range(3):
+        await ceiling.acquire()
+        times.append(round(clock() - 1000.0, 6))
+    assert times == [0, 0, 60.05]
+
+
+@pytest.mark.timeout(5)
+async def test_a_window_added_later_counts_the_requests_already_in_it(clock: FakeClock) -> None:
+    ceiling = Ceiling(100, clock=clock)
+    for _ in range(3):
+        await ceiling.acquire()
+    clock.advance(10)
+    assert ceiling.lower(Quota(4, 60))  # three of its four are taken, by requests 10 s ago
+    times = []
+    for _ in range(2):
+        await ceiling.acquire()
+        times.append(round(clock() - 1000.0, 6))
+    assert times == [10, 60.05]
