@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypeVar
 
+import anyio.lowlevel
 import orjson
 
 from monitor.dli.client import DLIClient
@@ -84,6 +85,8 @@ class FakeApi(InMemoryTransport):
 
     async def send(self, request: Request) -> Response:
         self.sent.append(request)
+        # In flight: other requests may be sent before this one is answered, as on a network.
+        await anyio.lowlevel.checkpoint()
         endpoint, query = self._described(request)
         failure = self.failures.pop(0) if self.failures else None
         if failure is None and endpoint == "detail":

@@ -97,14 +97,14 @@ async def _check_target(settings: Settings, prefix: str) -> int:
             source = client.for_poll(RetryBudget(2))
             try:
                 full = await FullStrategy(probe=queue is not None).gather(
-                    source, queue, page_size=settings.page_size, behaviour=book.current
+                    source, queue, page_size=settings.page_size, behaviour=book.current, sizes={}
                 )
                 learned = book.learn(full.facts)
                 if queue is not None:
                     # Jobs of the last hour with start and order: shows whether both hold.
                     since = int(time.time() * 1000) - 3_600_000 + WATERMARK_MARGIN_MS
                     recent = await IncrementalStrategy(since).gather(
-                        source, queue, page_size=settings.page_size, behaviour=learned
+                        source, queue, page_size=settings.page_size, behaviour=learned, sizes={}
                     )
                     learned = book.learn(recent.facts)
             except DLIError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 import anyio
@@ -17,7 +18,8 @@ from anyio.abc import TaskStatus
 
 from monitor import __version__
 from monitor.app.config import Settings
-from monitor.core.behaviour import BehaviourBook
+from monitor.core.behaviour import ApiBehaviour, BehaviourBook
+from monitor.core.resume import ResumeState
 from monitor.core.snapshot import JobSnapshot
 from monitor.dli.auth import Signer
 from monitor.dli.client import ClientHooks, DLIClient, RetryPolicy
@@ -28,10 +30,18 @@ from monitor.output.events import EventLog
 from monitor.output.metrics import Metrics
 from monitor.output.redact import redact_url
 from monitor.output.scope import Scope
+from monitor.poll.pacing import RECOUNT_SHARE
 from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller
 from monitor.state.file import StateFile
 
 __all__ = ["TargetMonitor"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    snapshots: dict[str, JobSnapshot]
+    resume: dict[str, ResumeState]
+    behaviour: ApiBehaviour
 
 
 class TargetMonitor:
@@ -112,11 +122,20 @@ class TargetMonitor:
         )
         loaded = self._state.load() if self._state is not None else None
         saved = loaded.snapshots if loaded is not None else {}
+        resume = loaded.resume if loaded is not None else {}
+        if loaded is not None and loaded.behaviour is not None:
+            # What the last run learnt: verdicts are not relearnt, listings not sequential.
+            self.behaviour.current = loaded.behaviour
         self._dirty = anyio.Event()
         polled = [PolledQueue(q) for q in self.queues] or [PolledQueue(None)]
         output = PollOutput(self.events, self.metrics, on_applied=self._applied)
         settings = PollSettings(
-            s.poll_interval, page_size=s.page_size, strategy=s.poll_strategy, clock=self._clock
+            s.poll_interval,
+            page_size=s.page_size,
+            strategy=s.poll_strategy,
+            recount_interval=s.recount_interval,
+            recount_rps=s.max_rps * RECOUNT_SHARE,
+            clock=self._clock,
         )
         self.pollers = [
             QueuePoller(
@@ -126,6 +145,7 @@ class TargetMonitor:
                 settings,
                 snapshot=saved.get(queue.label),
                 behaviour=self.behaviour,
+                resume=resume.get(queue.label),
             )
             for queue in polled
         ]
@@ -146,7 +166,7 @@ class TargetMonitor:
             # are stopped, so this saves exactly what was last published.
             self.events.stopping(__version__, stop_reason())
             if self._state is not None:
-                self._save(self._state, self._snapshots())
+                self._save(self._state, self._saved())
 
     def _clock_skew(self, skew: float) -> None:
         if not self._skew_reported:  # once: the poll.failed events repeat the measured skew
@@ -169,13 +189,19 @@ class TargetMonitor:
         if self._dirty is not None:
             self._dirty.set()
 
-    def _snapshots(self) -> dict[str, JobSnapshot]:
-        return {p.polled.label: p.snapshot for p in self.pollers if p.snapshot is not None}
+    def _saved(self) -> _Saved:
+        """What the state file keeps, as of the last applied polls (immutable values)."""
+        pollers = [p for p in self.pollers if p.snapshot is not None]
+        return _Saved(
+            {p.polled.label: p.snapshot for p in pollers if p.snapshot is not None},
+            {p.polled.label: p.resume_state for p in pollers},
+            self.behaviour.current,
+        )
 
-    def _save(self, state: StateFile, snapshots: dict[str, JobSnapshot]) -> None:
+    def _save(self, state: StateFile, saved: _Saved) -> None:
         """Write the state file; a failure is reported, not raised: the next save may succeed."""
         try:
-            state.save(snapshots)
+            state.save(saved.snapshots, resume=saved.resume, behaviour=saved.behaviour)
         except OSError as exc:
             error = exc.strerror or str(exc)
             if error != self._save_error:
@@ -195,4 +221,4 @@ class TargetMonitor:
             self._dirty = anyio.Event()
             # Snapshots are taken here, on the event loop; only encoding and writing run in the
             # worker thread.
-            await anyio.to_thread.run_sync(self._save, state, self._snapshots())
+            await anyio.to_thread.run_sync(self._save, state, self._saved())

@@ -78,6 +78,8 @@ class PassFacts:
     order_checked: bool = False
     order_broken: bool = False
     spelling: str | None = None
+    #: the ``size`` asked for, if a page came back with that many rows (0 if none did)
+    full_page_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,9 @@ class ApiBehaviour:
     queue_filter: Seen = Seen.UNKNOWN
     #: a state as the API spelt it when not in the documented lower case ("" if it was)
     spelling: str = ""
+    #: the largest ``size`` the API was seen to answer in full: no server-side cap below it, so
+    #: a shorter page at that size or less is the end of the rows
+    full_page_size: int = 0
 
     # -- what the strategies may rely on -------------------------------------------------------
 
@@ -98,6 +103,10 @@ class ApiBehaviour:
     def pages_by_total(self) -> bool:
         """``total`` may bound paging (pages fetched concurrently up to it)."""
         return self.total in (TotalMeaning.MATCHES_ROWS, TotalMeaning.FILTERED)
+
+    def honours_size(self, size: int) -> bool:
+        """A page of ``size`` rows is answered in full (a short one is the end of the rows)."""
+        return self.full_page_size >= size
 
     @property
     def counts_by_total(self) -> bool:
@@ -111,8 +120,6 @@ class ApiBehaviour:
             return "the API ignores the state filter"
         if self.queue_filter is Seen.IGNORED:
             return "the API ignores the queue filter: its totals count other queues' jobs"
-        if self.total in (TotalMeaning.UNFILTERED, TotalMeaning.MISSING):
-            return f"total is {self.total.value}: terminal states cannot be counted from it"
         if self.time_filter is Seen.IGNORED and self.order is Seen.IGNORED:
             return "the API ignores both start and order: new jobs cannot be listed alone"
         return None
@@ -147,7 +154,9 @@ class ApiBehaviour:
         below = unfiltered_rows is not None and any(
             t is not None and t < unfiltered_rows for t in by_state
         )
-        if new.total is TotalMeaning.MATCHES_ROWS and (len(by_state) >= 2 or below):
+        if new.total in (TotalMeaning.MATCHES_ROWS, TotalMeaning.UNFILTERED) and (
+            len(by_state) >= 2 or below
+        ):
             new = replace(new, total=TotalMeaning.FILTERED)
         return new
 
@@ -167,6 +176,8 @@ class ApiBehaviour:
             changes["time_filter"] = _seen(self.time_filter, violated=f.foreign_start, rows=f.rows)
         if f.order_checked:
             changes["order"] = Seen.IGNORED if f.order_broken else Seen.HONOURED
+        if f.full_page_size > self.full_page_size:
+            changes["full_page_size"] = f.full_page_size
         total = self._learn_total(f)
         if total is not self.total:
             changes["total"] = total
@@ -180,8 +191,11 @@ class ApiBehaviour:
         (total,) = f.totals
         if total != f.rows:
             return TotalMeaning.UNFILTERED
-        if self.total in (TotalMeaning.UNKNOWN, TotalMeaning.MISSING, TotalMeaning.UNFILTERED):
+        if self.total in (TotalMeaning.UNKNOWN, TotalMeaning.MISSING):
             return TotalMeaning.MATCHES_ROWS
+        # Unfiltered stays so on a total that matches the rows: a listing whose filter selects
+        # everything (one queue that holds the whole project) cannot tell the two apart. Only
+        # state filters that each match their rows with different totals move it (``learn``).
         return self.total
 
     # -- reporting --------------------------------------------------------------------------
@@ -230,12 +244,18 @@ def _seen(before: Seen, *, violated: bool, rows: int) -> Seen:
 
 class BehaviourBook:
     """The current :class:`ApiBehaviour` of one API, shared by its pollers; ``on_change`` is
-    told each time a poll's facts change the view (first learnt, or later seen differently)."""
+    told each time a poll's facts change the view (first learnt, or later seen differently).
+    ``known``: what a previous run learnt (from the state file), so nothing is relearnt."""
 
     __slots__ = ("_on_change", "current")
 
-    def __init__(self, on_change: Callable[[ApiBehaviour], None] | None = None) -> None:
-        self.current = ApiBehaviour()
+    def __init__(
+        self,
+        on_change: Callable[[ApiBehaviour], None] | None = None,
+        *,
+        known: ApiBehaviour | None = None,
+    ) -> None:
+        self.current = known or ApiBehaviour()
         self._on_change = on_change or (lambda behaviour: None)
 
     def learn(self, facts: Iterable[PassFacts]) -> ApiBehaviour:

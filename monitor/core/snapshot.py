@@ -145,11 +145,13 @@ class StateSummary:
     def queues(self) -> set[str]:
         return {queue for queue, _ in self.counts}
 
-    def with_counts(self, counts: Mapping[Key, int]) -> StateSummary:
-        """This summary with some counts replaced (terminal totals the API counted for us)."""
-        if not counts:
-            return self
-        return StateSummary({**self.counts, **counts}, self.oldest_since_ms)
+    def with_terminal_counts(self, counts: Mapping[Key, int]) -> StateSummary:
+        """This summary with its terminal-state counts replaced by ``counts`` (kept by the
+        poller between recounts, rather than the finished jobs this snapshot still holds)."""
+        active = {key: n for key, n in self.counts.items() if not key[1].terminal}
+        return StateSummary(
+            {**active, **{key: n for key, n in counts.items() if n}}, self.oldest_since_ms
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,11 @@ ignores a filter never shows the poller a job that is not the target's.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+import anyio
 
 from monitor.core.behaviour import PassFacts
 from monitor.core.jobs import Job, JobState
@@ -95,15 +98,17 @@ async def list_all(
     *,
     page_size: int,
     trust_total: bool,
+    size_honoured: bool = False,
+    expected_rows: int | None = None,
 ) -> Pass:
-    """Every job ``query`` selects, read page by page until the rows end."""
+    """Every job ``query`` selects, read until the rows end, ``source.max_concurrency`` pages
+    in flight from the first request. ``expected_rows`` (the previous pass's size) bounds what
+    is asked before the rows show more; ``size_honoured`` (the API was seen to answer pages of
+    ``page_size`` rows in full) makes a short first page the end, without a probe."""
     listing = Pass()
     filters = query.filters()
 
-    largest_total = 0  # the largest total any page gave (None counts as 0)
-
     async def fetch(offset: int, size: int) -> ListPage:
-        nonlocal largest_total
         page, request_id = await source.list_page(
             offset=offset,
             size=size,
@@ -112,51 +117,153 @@ async def list_all(
         )
         listing.requests += 1
         listing.request_id = request_id
-        largest_total = max(largest_total, page.total or 0)
         return page
 
-    # `last` is the page at the highest offset read so far; paging goes on while it is full.
-    pages: dict[int, ListPage] = {0: (last := await fetch(0, page_size))}
-    progress = _Progress()
-    size = page_size
-    end = last.rows
-    total = last.total
-    covered = trust_total and total is not None and end >= total
-    if 0 < end < page_size and not covered:
-        # End of the data, or the server caps page sizes: one probe tells.
-        pages[end] = last = progress.check(last, await fetch(end, page_size), end)
-        if last.rows:
-            size = end
-        end += last.rows
-    if trust_total and total is not None and last.rows == size and end < total:
-        offsets = range(end, total, size)
-        if len(offsets) > MAX_PAGES:
-            raise MalformedResponse(f"total implies more than {MAX_PAGES} pages")
-        pages.update(await _concurrently(fetch, offsets, size, source.max_concurrency))
-        last = pages[offsets[-1]]
-        end = offsets[-1] + last.rows
     cutoff = _Cutoff(query)
-    while last.rows >= size:
-        if cutoff.passed(last):
-            listing.cut_short = True
-            break
-        if trust_total and total is not None and end >= largest_total:
-            break  # a full last page exactly at a trusted total: nothing beyond it
-        if len(pages) >= MAX_PAGES:
-            raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
-        pages[end] = last = progress.check(last, await fetch(end, size), end)
+    plan = _Plan(page_size, expected_rows=expected_rows, trust_total=trust_total, cutoff=cutoff)
+    pages = await plan.run(fetch, source.max_concurrency)
+    first = pages[0]
+    if 0 < first.rows < page_size and not size_honoured and not plan.covers(first.rows):
+        # End of the data, or the server caps page sizes: one probe tells. The pages asked for
+        # beside the first assumed ``page_size``; a capped server is paged one page at a time.
+        pages, progress, end = {0: first}, _Progress(), first.rows
+        pages[end] = last = progress.check(first, await fetch(end, page_size), end)
+        size = end
         end += last.rows
-    return _assemble(listing, query, pages, trust_total=trust_total)
+        while last.rows and last.rows >= size:
+            if cutoff.passed(last):
+                plan.cut_short = True
+                break
+            if len(pages) >= MAX_PAGES:
+                raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
+            pages[end] = last = progress.check(last, await fetch(end, size), end)
+            end += last.rows
+    listing.cut_short = plan.cut_short
+    return _assemble(listing, query, pages, trust_total=trust_total, page_size=page_size)
+
+
+class _Plan:
+    """Which offsets a pass asks for, as the pages come back.
+
+    Offsets are asked in increasing order by ``workers`` requests in flight, and none beyond the
+    first page that was not full (the end of the data), so a pass with nothing known sends at
+    most ``workers - 1`` requests more than reading one page after another would. What is known
+    narrows that: ``expected_rows`` (a guess: past it only once the page at it came back full),
+    and ``total`` (trusted: nothing at or past it; otherwise an upper bound, past which only a
+    full page at it leads). A guess that fell short is extended a page, then two, four… so
+    the waste of a listing whose size is known stays within one request.
+    """
+
+    def __init__(
+        self, size: int, *, expected_rows: int | None, trust_total: bool, cutoff: _Cutoff
+    ) -> None:
+        self.size = size
+        self.pages: dict[int, ListPage] = {}
+        self.cut_short = False
+        self._trust = trust_total
+        self._cutoff = cutoff
+        # A trusted total shows whether there is more than the guess: no page past it is asked.
+        self._guess = (
+            math.inf
+            if expected_rows is None
+            else (math.ceil(expected_rows / size) if trust_total else expected_rows // size + 1)
+            * size
+        )
+        self._bound = math.inf  # from the largest total
+        self._largest_total = -1
+        self._end = math.inf  # offset of the first page that was not full
+        self._next = 0
+        self._in_flight = 0
+        self._stalls: set[int] = set()
+        self._changed = anyio.Event()
+        self._ahead = 1  # pages asked past a spent guess
+        self._workers = 1
+
+    def covers(self, rows: int) -> bool:
+        """A trusted total says ``rows`` rows are all there is."""
+        return self._trust and 0 <= self._largest_total <= rows
+
+    async def run(
+        self, fetch: Callable[[int, int], Awaitable[ListPage]], workers: int
+    ) -> dict[int, ListPage]:
+        async def worker() -> None:
+            while True:
+                offset = self._take()
+                if offset is None:
+                    if not self._in_flight:
+                        return
+                    await self._changed.wait()
+                    continue
+                try:
+                    page = await fetch(offset, self.size)
+                finally:
+                    self._in_flight -= 1
+                self._done(offset, page)
+
+        self._workers = max(1, workers)
+        await run_all([worker] * self._workers)
+        return self.pages
+
+    def _take(self) -> int | None:
+        offset = self._next
+        if offset and (offset > self._end or offset >= min(self._guess, self._bound)):
+            return None
+        if len(self.pages) + self._in_flight >= MAX_PAGES:
+            raise MalformedResponse(f"paging did not end after {MAX_PAGES} pages")
+        self._next += self.size
+        self._in_flight += 1
+        return offset
+
+    def _done(self, offset: int, page: ListPage) -> None:
+        size = self.size
+        self.pages[offset] = page
+        if page.total is not None and page.total > self._largest_total:
+            self._largest_total = total = page.total
+            # Trusted, the total is where the rows end; otherwise rows never exceed it, so the
+            # page at it is the one that shows the end.
+            self._bound = (
+                math.ceil(total / size) * size if self._trust else (total // size + 1) * size
+            )
+        if page.rows < size:
+            self._end = min(self._end, offset)
+        elif self._cutoff.passed(page):
+            self._end = min(self._end, offset)
+            self.cut_short = True
+        else:
+            edge = offset + size
+            at_total = self._trust and 0 <= self._largest_total <= edge
+            if edge >= self._guess and not at_total:
+                # More rows than last time: ask past the guess one page, then two, four… up to
+                # the workers, so a listing that grew a little wastes nothing.
+                self._guess = edge + size * self._ahead
+                self._ahead = min(2 * self._ahead, self._workers)
+            if edge >= self._bound and not at_total:
+                self._bound = math.inf  # an untrusted total counted fewer than there are
+        self._check_progress(offset)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def _check_progress(self, offset: int) -> None:
+        """An API that does not advance (``from`` ignored, or pages of nothing but unreadable
+        rows) ends the pass with an error. A page stalls when it holds no job the page before it
+        did not; churn can move a page's rows by exactly a page's length once, not twice."""
+        for earlier in (offset - self.size, offset):
+            before, after = self.pages.get(earlier), self.pages.get(earlier + self.size)
+            if before is None or after is None:
+                continue
+            ids = {job.id for job in after.jobs}
+            if after.rows and not (ids and not ids <= {job.id for job in before.jobs}):
+                self._stalls.add(earlier)
+        if len(self._stalls) >= 2:
+            raise MalformedResponse(
+                "paging does not advance (a page repeats the rows before it, or none can be "
+                "read): `from` is ignored or the rows are unreadable"
+            )
 
 
 class _Progress:
-    """Tells an API that does not advance (``from`` ignored: every offset answers the same
-    rows; or pages of nothing but unreadable rows) from churn.
-
-    A page advances when it holds a job the page before it did not. Churn can move every row
-    of a page by exactly a page's length once (``size`` jobs created between two requests,
-    likelier the smaller the page); twice in a row it does not. Paging on would otherwise spend
-    the API quota up to :data:`MAX_PAGES` for nothing."""
+    """Tells an API that does not advance from churn, one page after another (see
+    :meth:`_Plan._check_progress`)."""
 
     def __init__(self) -> None:
         self._stalls = 0
@@ -190,7 +297,7 @@ class _Cutoff:
 
 
 def _assemble(
-    listing: Pass, query: Query, pages: dict[int, ListPage], *, trust_total: bool
+    listing: Pass, query: Query, pages: dict[int, ListPage], *, trust_total: bool, page_size: int
 ) -> Pass:
     rows = read = 0
     foreign = [False, False, False]
@@ -245,23 +352,7 @@ def _assemble(
             order_checked=checked,
             order_broken=broken,
             spelling=spelling,
+            full_page_size=page_size if any(p.rows >= page_size for p in pages.values()) else 0,
         )
     )
     return listing
-
-
-async def _concurrently(
-    fetch: Callable[[int, int], Awaitable[ListPage]],
-    offsets: range,
-    size: int,
-    workers: int,
-) -> dict[int, ListPage]:
-    pages: dict[int, ListPage] = {}
-    todo = iter(offsets)
-
-    async def worker() -> None:
-        for offset in todo:
-            pages[offset] = await fetch(offset, size)
-
-    await run_all([worker] * max(1, min(workers, len(offsets))))
-    return pages

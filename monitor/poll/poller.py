@@ -7,10 +7,15 @@ the strategy's watermark are swapped in without any ``await`` in between, so a c
 
 What the API was seen to do (:class:`~monitor.core.behaviour.ApiBehaviour`) is learnt from every
 poll, applied or not, since it describes the API rather than the jobs. An incremental poll the
-behaviour shows to be inexact (a filter ignored, ``total`` not counting filtered rows) is
-discarded before anything is applied and the queue is listed in full instead. An active job
-missing from the listing is reported vanished only when its detail answers the code table's
-"does not exist" (:func:`~monitor.dli.errors.is_gone`).
+behaviour shows to be inexact (a filter ignored) is discarded before anything is applied and the
+queue is listed in full instead. An active job missing from the listing is reported vanished
+only when its detail answers the code table's "does not exist"
+(:func:`~monitor.dli.errors.is_gone`).
+
+Incremental polls keep the terminal-state counts (:mod:`monitor.core.counts`) and recount them
+every ``recount_interval``: by two one-row requests where ``total`` is shown to count filtered
+rows, otherwise by a full listing paced to a share of the ceiling. Only those counts may lag
+history expiry, and by no more than that interval; events never depend on them.
 """
 
 from __future__ import annotations
@@ -18,19 +23,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 
 from monitor.core.behaviour import BehaviourBook
+from monitor.core.counts import advance, terminal_counts
 from monitor.core.jobs import Job, JobState
-from monitor.core.snapshot import JobSnapshot, Observation, StateSummary
+from monitor.core.resume import ResumeState
+from monitor.core.snapshot import Change, JobSnapshot, Observation, StateSummary
 from monitor.core.tracked import ActiveJob
 from monitor.dli.errors import DLIError, UnknownJobState, is_gone
 from monitor.dli.source import JobApi, JobSource, RetryBudget, RetryDetails
 from monitor.output.events import EventLog
 from monitor.output.metrics import TargetMetrics
 from monitor.output.scope import Scope
+from monitor.poll.pacing import PacedSource
+from monitor.poll.settings import ALL_QUEUES, PolledQueue, PollSettings, next_start
 from monitor.poll.strategy import (
     WATERMARK_MARGIN_MS,
     FullStrategy,
@@ -39,40 +48,12 @@ from monitor.poll.strategy import (
     Strategy,
     StrategySetting,
     choose,
+    guess_sizes,
     incremental_usable,
+    recount_by_total,
 )
 
 __all__ = ["ALL_QUEUES", "PollOutput", "PollSettings", "PolledQueue", "QueuePoller", "next_start"]
-
-#: the ``queue`` label of self metrics when no queues are configured (one project-wide poller)
-ALL_QUEUES = "*"
-
-
-@dataclass(frozen=True, slots=True)
-class PolledQueue:
-    """What one poller lists: one queue, or (``queue=None``) every job of the project."""
-
-    queue: str | None
-
-    @property
-    def label(self) -> str:
-        return self.queue or ALL_QUEUES
-
-
-@dataclass(frozen=True, slots=True)
-class PollSettings:
-    """How a poller polls: its schedule, page size, retry budget and strategy, and its clock."""
-
-    #: seconds between the starts of two polls
-    interval: float
-    page_size: int = 100
-    #: retries one poll may spend across all its requests (and a quarter more per request)
-    retries_per_poll: int = 8
-    #: a poll running longer is cut off (default: three intervals, at least a minute)
-    poll_timeout: float | None = None
-    strategy: StrategySetting = "full"
-    #: wall time: when the API's own timestamps are missing, and for the fixed grid of polls
-    clock: Callable[[], float] = time.time
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +68,11 @@ class PollOutput:
 
 class QueuePoller:
     """Polls one queue (or the whole project) every ``interval`` seconds and publishes what
-    changed. ``snapshot`` resumes from a saved one (no baseline then); ``behaviour`` is shared
-    by the target's pollers (what was learnt of the API)."""
+    changed. ``snapshot`` resumes from a saved one (no baseline then), and ``resume`` from the
+    counts and pass sizes saved beside it; ``behaviour`` is shared by the target's pollers
+    (what was learnt of the API)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (what it polls and through what, and what it resumes from)
         self,
         polled: PolledQueue,
         client: JobApi,
@@ -99,6 +81,7 @@ class QueuePoller:
         *,
         snapshot: JobSnapshot | None = None,
         behaviour: BehaviourBook | None = None,
+        resume: ResumeState | None = None,
     ) -> None:
         interval, strategy = settings.interval, settings.strategy
         self.polled = polled
@@ -116,9 +99,24 @@ class QueuePoller:
         self._initialised: set[str] = set()
         self._rejected_seen = (0, 0)
         self._strategy_setting: StrategySetting = strategy
-        self._strategy: Strategy = FullStrategy()
-        #: states the API counted for us in the last poll (incremental listings)
-        self._totals: dict[JobState, int] = {}
+        # The first poll probes total (unless polls are full anyway): its verdict settles then.
+        self._strategy: Strategy = FullStrategy(
+            probe=polled.queue is not None and strategy != "full"
+        )
+        self._recount_interval = settings.recount_interval
+        self._recount_rps = settings.recount_rps
+        #: terminal counts while polling incrementally: the last count (a full listing, or the
+        #: API's totals) plus the changes observed since; ``None``: the snapshot's own counts
+        self._kept: dict[tuple[str, JobState], int] | None = None
+        #: wall time of the last count (0: never)
+        self._counted_at = 0.0
+        #: rows each pass listed last time (the next pass's guess of its size)
+        self._sizes: dict[str, int] = {}
+        self._recounting = False
+        if resume is not None and snapshot is not None:
+            self._kept = dict(resume.kept) if resume.kept is not None else None
+            self._counted_at = (resume.counted_at_ms or 0) / 1000
+            self._sizes = dict(resume.sizes)
         self._unknown_detail_states: set[str] = set()
         horizon = snapshot.horizon_ms if snapshot is not None else None
         if polled.queue is not None and (
@@ -155,12 +153,16 @@ class QueuePoller:
     def summary(self) -> StateSummary | None:
         if self._snapshot is None:
             return None
-        queue = self.polled.queue
-        if queue is None or not self._totals:
+        if self._kept is None:
             return self._snapshot.summary
-        return self._snapshot.summary.with_counts(
-            {(queue, state): n for state, n in self._totals.items()}
-        )
+        return self._snapshot.summary.with_terminal_counts(self._kept)
+
+    @property
+    def resume_state(self) -> ResumeState:
+        """What a restart needs besides the snapshot (as of the last applied poll)."""
+        kept = dict(self._kept) if self._kept is not None else None
+        counted = int(self._counted_at * 1000) if self._counted_at else None
+        return ResumeState(kept, counted, dict(self._sizes))
 
     @property
     def tracked_jobs(self) -> int:
@@ -206,14 +208,17 @@ class QueuePoller:
             )
 
         source = self._client.for_poll(budget, on_retry)
-        strategy = self._strategy
+        strategy = self._recount(self._strategy)
+        #: a full listing in place of an incremental poll, to recount (not a switch)
+        self._recounting = isinstance(strategy, FullStrategy) and strategy is not self._strategy
         try:
-            result = await self._gather(source, strategy)
+            result = await self._gather(self._paced(source, strategy), strategy)
             if isinstance(strategy, IncrementalStrategy):
-                why = incremental_usable(result, self._book.current)
+                why = incremental_usable(result, self._book.current, counted=strategy.count)
                 if why is not None:
                     # Nothing of this poll was applied, so nothing was forgotten: list it all.
                     strategy = FullStrategy(probe=True)
+                    self._recounting = False
                     self._switch(strategy, f"{why}; listing every job")
                     result = await self._gather(source, strategy)
             listing = result.listing
@@ -242,31 +247,61 @@ class QueuePoller:
         )
         return True
 
+    def _recount(self, strategy: Strategy) -> Strategy:
+        """The strategy of this poll: the next one, or a recount of the terminal states when
+        one is due (incremental polls only: a full listing counts them anyway)."""
+        if not isinstance(strategy, IncrementalStrategy):
+            return strategy
+        if self._clock() - self._counted_at < self._recount_interval:
+            return strategy
+        if recount_by_total(self.polled.queue, self._book.current):
+            return replace(strategy, count=True)
+        # The listing probes total where it may yet prove filtered: later recounts are then
+        # two one-row requests.
+        return FullStrategy(probe=self.polled.queue is not None)
+
+    def _paced(self, source: JobSource, strategy: Strategy) -> JobSource:
+        """A recount that lists every job is paced to its share of the ceiling, so that it
+        never delays the other queues' polls for long."""
+        if self._recounting and self._recount_rps is not None:
+            return PacedSource(source, self._recount_rps)
+        return source
+
     async def _gather(self, source: JobSource, strategy: Strategy) -> PollResult:
         result = await strategy.gather(
-            source, self.polled.queue, page_size=self._page_size, behaviour=self._book.current
+            source,
+            self.polled.queue,
+            page_size=self._page_size,
+            behaviour=self._book.current,
+            sizes=guess_sizes(strategy, self._snapshot, self._sizes),
         )
         self._book.learn(result.facts)
         return result
 
     def _next_strategy(self, current: Strategy, result: PollResult) -> Strategy:
         """The strategy of the next poll, given what this (applied) poll showed."""
+        requests = result.full_listing_requests
+        summary = self.summary
+        if isinstance(current, IncrementalStrategy) and summary is not None:
+            # What a full listing would take, from the counts kept: an incremental poll lists
+            # only what can have changed.
+            requests = max(1, math.ceil(sum(summary.counts.values()) / self._page_size))
         name, reason, probe = choose(
-            self._strategy_setting,
-            self.polled.queue,
-            self._book.current,
-            result.full_listing_requests,
+            self._strategy_setting, self.polled.queue, self._book.current, requests
         )
         strategy: Strategy
+        # A recount's full listing stands in for an incremental poll: the switch, if any, is
+        # from the incremental polls.
+        previous = self._strategy if self._recounting else current
         if name == "incremental":
             if isinstance(current, IncrementalStrategy):
                 return IncrementalStrategy(result.watermark_ms)
-            snapshot = self._snapshot.values() if self._snapshot else ()
-            created = [t.create_time for t in snapshot if t.create_time]
-            strategy = IncrementalStrategy(max(created, default=None))
+            strategy = IncrementalStrategy(_newest(self._snapshot))
+            if isinstance(previous, IncrementalStrategy):
+                return strategy
         else:
             strategy = FullStrategy(probe=probe)
-            if isinstance(current, FullStrategy):
+            if isinstance(previous, FullStrategy):
                 return strategy
         self._switch(strategy, reason)
         return strategy
@@ -309,7 +344,7 @@ class QueuePoller:
         label = self.polled.label
         now = self._clock()
         now_ms = int(now * 1000)
-        self._totals = result.totals
+        before = self._snapshot
         if self._snapshot is None:
             snapshot = JobSnapshot.baseline(
                 observation.listed.values(), now_ms=now_ms, horizon_ms=observation.history_before_ms
@@ -328,6 +363,8 @@ class QueuePoller:
                 queue = change.job.queue or label
                 self._events.change(queue, change)
                 self._metrics.record(queue, change)
+        self._count(before, strategy, result, diff.changes if before is not None else [], now)
+        self._sizes.update(result.sizes)
         self._snapshot = snapshot
         self._strategy = self._next_strategy(strategy, result)
         self._metrics.poll_succeeded(label, now)
@@ -337,6 +374,28 @@ class QueuePoller:
         self.ready = True
         if self._on_applied is not None:
             self._on_applied(self)
+
+    def _count(
+        self,
+        before: JobSnapshot | None,
+        strategy: Strategy,
+        result: PollResult,
+        changes: list[Change],
+        now: float,
+    ) -> None:
+        """Keep the terminal counts: a full listing counts them itself; the first incremental
+        poll after it starts from its counts, and each one adds the jobs it saw finish; a
+        recount by ``total`` replaces the queue's counts."""
+        if isinstance(strategy, FullStrategy):
+            self._kept, self._counted_at = None, now
+            return
+        if self._kept is None:
+            self._kept = terminal_counts(before.summary) if before is not None else {}
+        self._kept = kept = advance(self._kept, changes)
+        if strategy.count and self.polled.queue is not None:
+            for state, n in result.totals.items():
+                kept[(self.polled.queue, state)] = n
+            self._counted_at = now
 
     def _failed(self, error: str, code: str, attempt: int) -> None:
         label = self.polled.label
@@ -353,14 +412,10 @@ class QueuePoller:
                 self._initialised.add(queue)
 
 
-def next_start(started: float, now: float, interval: float) -> float:
-    """When the poll after one that started at ``started`` starts, seen at ``now``: one interval
-    later, or if the poll ran past that, the first slot of the same grid still ahead (missed
-    slots are skipped, not made up for)."""
-    due = started + interval
-    if due < now:
-        due += math.ceil((now - due) / interval) * interval
-    return due
+def _newest(snapshot: JobSnapshot | None) -> int | None:
+    """The newest ``create_time`` the snapshot knows: where incremental polls start from."""
+    created = [t.create_time for t in snapshot.values() if t.create_time] if snapshot else []
+    return max(created, default=None)
 
 
 def _counts_by_queue(

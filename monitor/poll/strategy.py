@@ -18,30 +18,40 @@ after gathering changes nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from monitor.core.behaviour import ApiBehaviour, PassFacts
+from monitor.core.behaviour import ApiBehaviour, PassFacts, TotalMeaning
 from monitor.core.jobs import ACTIVE_STATES, TERMINAL_STATES, JobState
+from monitor.core.snapshot import JobSnapshot
 from monitor.dli.source import JobSource
 from monitor.poll.paging import Pass, Query, list_all
 from monitor.poll.tasks import run_all
 
 __all__ = [
     "AUTO_INCREMENTAL_AFTER",
+    "EVERY_JOB",
+    "RECENT_JOBS",
     "WATERMARK_MARGIN_MS",
     "FullStrategy",
     "IncrementalStrategy",
     "PollResult",
     "Strategy",
     "choose",
+    "guess_sizes",
     "incremental_usable",
+    "recount_by_total",
 ]
 
 #: jobs created this long before the newest one seen are listed again: creation and visibility
 #: in the listing are not strictly ordered (a job may show up a moment after a newer one)
 WATERMARK_MARGIN_MS = 60 * 1000
+#: the :attr:`PollResult.sizes` keys of a full listing and of the recent jobs' listing (an
+#: active state's listing is keyed by the state)
+EVERY_JOB = "all"
+RECENT_JOBS = "recent"
 #: with ``poll_strategy=auto``, a queue whose full listing takes more requests than this is
 #: polled incrementally (a few requests for its active and new jobs)
 AUTO_INCREMENTAL_AFTER = 10
@@ -65,6 +75,8 @@ class PollResult:
     watermark_ms: int | None = None
     #: facts beyond the listing's own passes (the one-row count requests)
     probes: list[PassFacts] = field(default_factory=list)
+    #: rows each pass listed (by :func:`pass_key`), the next poll's guess of its size
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def facts(self) -> list[PassFacts]:
@@ -88,14 +100,22 @@ class FullStrategy:
         *,
         page_size: int,
         behaviour: ApiBehaviour,
+        sizes: Mapping[str, int],
     ) -> PollResult:
         listing = await list_all(
             source,
             Query(queue),
             page_size=page_size,
             trust_total=behaviour.pages_by_total,
+            size_honoured=behaviour.honours_size(page_size),
+            expected_rows=sizes.get(EVERY_JOB),
         )
-        result = PollResult(listing, full_listing_requests=listing.requests)
+        result = PollResult(
+            listing,
+            # what the rows need, not what this pass happened to spend
+            full_listing_requests=max(1, math.ceil(len(listing.jobs) / page_size)),
+            sizes={EVERY_JOB: len(listing.jobs)} if listing.complete else {},
+        )
         if self.probe and queue is not None and listing.complete:
             counts = dict.fromkeys(TERMINAL_STATES, 0)
             for job in listing.jobs.values():
@@ -129,10 +149,14 @@ class FullStrategy:
 
 @dataclass(frozen=True, slots=True)
 class IncrementalStrategy:
-    """Active jobs, new jobs, and terminal counts: the cost of what can have changed."""
+    """Active jobs and new jobs: the cost of what can have changed. The terminal states are
+    counted by the poller (its count at the switch plus the changes since); with ``count``,
+    this poll also asks the API for them (``total`` of one-row ``state`` requests)."""
 
     #: newest create_time seen; jobs created since (minus a margin) are listed each poll
     watermark_ms: int | None = None
+    #: also count the terminal states from ``total`` (a recount, where ``total`` is filtered)
+    count: bool = False
     name = "incremental"
 
     async def gather(
@@ -142,11 +166,13 @@ class IncrementalStrategy:
         *,
         page_size: int,
         behaviour: ApiBehaviour,
+        sizes: Mapping[str, int],
     ) -> PollResult:
         active: dict[JobState, Pass] = {}
         counted: dict[JobState, int | None] = {}
         recent: list[Pass] = []
         trust = behaviour.pages_by_total
+        honoured = behaviour.honours_size(page_size)
         since = None if self.watermark_ms is None else self.watermark_ms - WATERMARK_MARGIN_MS
 
         async def list_state(state: JobState) -> None:
@@ -155,6 +181,8 @@ class IncrementalStrategy:
                 Query(queue, state),
                 page_size=page_size,
                 trust_total=trust,
+                size_honoured=honoured,
+                expected_rows=sizes.get(state.value),
             )
 
         async def count_state(state: JobState) -> None:
@@ -175,13 +203,18 @@ class IncrementalStrategy:
                     Query(queue, since_ms=since),
                     page_size=page_size,
                     trust_total=trust,
+                    size_honoured=honoured,
+                    expected_rows=sizes.get(RECENT_JOBS),
                 )
             )
 
+        counts = (
+            [partial(count_state, s) for s in sorted(TERMINAL_STATES)]
+            if self.count and queue is not None
+            else []
+        )
         await run_all(
-            [partial(list_state, s) for s in sorted(ACTIVE_STATES)]
-            + [partial(count_state, s) for s in sorted(TERMINAL_STATES)]
-            + [list_recent]
+            [partial(list_state, s) for s in sorted(ACTIVE_STATES)] + counts + [list_recent]
         )
 
         listing = Pass()
@@ -199,29 +232,32 @@ class IncrementalStrategy:
         # else: a pass that read a job twice may have skipped another (rows moved while it paged
         # concurrently), so the window is listed again from where it began: a skipped job that
         # has finished since is never listed as active, and past the watermark it would be lost.
+        passes = {state.value: p for state, p in active.items()} | {RECENT_JOBS: recent[0]}
         return PollResult(
             listing,
             totals=totals,
             full_listing_requests=math.ceil(everything / page_size),
             history_before_ms=(None if watermark is None else watermark - WATERMARK_MARGIN_MS),
             watermark_ms=watermark,
+            sizes={key: p.facts[0].rows for key, p in passes.items() if p.facts[0].settled},
         )
 
 
 Strategy = FullStrategy | IncrementalStrategy
 
 
-def incremental_usable(result: PollResult, behaviour: ApiBehaviour) -> str | None:
+def incremental_usable(result: PollResult, behaviour: ApiBehaviour, *, counted: bool) -> str | None:
     """Why an incremental poll must be discarded (``behaviour`` already includes what the poll
-    itself showed), or ``None`` if it is exact."""
+    itself showed), or ``None`` if it is exact. ``counted``: the poll asked for the terminal
+    counts (a recount), which then must have come from a filtered ``total``."""
     blocker = behaviour.incremental_blocker()
     if blocker is not None:
         return blocker
     if any(f.foreign_state for f in result.facts):
         return "a state-filtered listing returned other states"
-    if not behaviour.counts_by_total:
+    if counted and not behaviour.counts_by_total:
         return "total is not yet shown to count the rows a state filter selects"
-    if len(result.totals) != len(TERMINAL_STATES):
+    if counted and len(result.totals) != len(TERMINAL_STATES):
         return "a terminal-state count came without a total"
     return None
 
@@ -233,18 +269,46 @@ def choose(
     full_listing_requests: int,
 ) -> tuple[Literal["full", "incremental"], str, bool]:
     """The strategy for a queue's next polls: (name, reason, whether a full listing should
-    probe ``total``). The one place where that is decided."""
-    if queue is None:
-        return "full", "a project-wide poll has no queue to count terminal states in", False
+    probe ``total``, which tells whether recounts can be one-row requests). The one place where
+    that is decided."""
     if setting == "full":
         return "full", "poll_strategy=full", False
+    probe = queue is not None and behaviour.total is TotalMeaning.MATCHES_ROWS
     blocker = behaviour.incremental_blocker()
     if blocker is not None:
         return "full", blocker, False
     wanted = setting == "incremental" or full_listing_requests > AUTO_INCREMENTAL_AFTER
     if not wanted:
-        return "full", f"a full listing takes {full_listing_requests} requests", False
-    if not behaviour.counts_by_total:
-        # Full listings until the one-row state requests show total counts filtered rows.
-        return "full", "total is not yet shown to count filtered rows", True
+        return "full", f"a full listing takes {full_listing_requests} requests", probe
     return "incremental", f"a full listing takes {full_listing_requests} requests", False
+
+
+def recount_by_total(queue: str | None, behaviour: ApiBehaviour) -> bool:
+    """Whether a recount of the terminal states can be one-row requests (otherwise it is a full
+    listing): a queue's ``total`` under a state filter is shown to count exactly."""
+    return queue is not None and behaviour.counts_by_total
+
+
+def guess_sizes(
+    strategy: Strategy, snapshot: JobSnapshot | None, sizes: Mapping[str, int]
+) -> Mapping[str, int]:
+    """Each pass's expected size: what it listed last time (``sizes``), else what the snapshot
+    holds, so the first incremental poll after a full listing (or a restart) pages at full
+    speed without asking past the end."""
+    if snapshot is None:
+        return sizes
+    if not isinstance(strategy, IncrementalStrategy):
+        return {EVERY_JOB: len(snapshot), **sizes}
+    wanted = [s.value for s in sorted(ACTIVE_STATES)] + [RECENT_JOBS]
+    if all(key in sizes for key in wanted):
+        return sizes
+    guesses = {state.value: 0 for state in ACTIVE_STATES}
+    for (_, state), n in snapshot.summary.counts.items():
+        if state.value in guesses:
+            guesses[state.value] += n
+    if strategy.watermark_ms is not None:
+        since = strategy.watermark_ms - WATERMARK_MARGIN_MS
+        guesses[RECENT_JOBS] = sum(
+            1 for t in snapshot.values() if t.create_time is not None and t.create_time >= since
+        )
+    return {**guesses, **sizes}

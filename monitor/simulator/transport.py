@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import anyio.lowlevel
 import orjson
 
 from monitor.dli.transport import Request, Response
@@ -34,6 +35,8 @@ class InMemoryTransport:
 
     async def send(self, request: Request) -> Response:
         self.sent.append(request)
+        # In flight: other requests may be sent before this one is answered, as on a network.
+        await anyio.lowlevel.checkpoint()
         rid = f"rid-{len(self.sent)}"
         answer = self.answer(request, rid)
         return Response(answer.status, orjson.dumps(answer.doc), {"x-request-id": rid})

@@ -7,16 +7,20 @@ fresh baseline instead of reporting changes that never happened.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from monitor.core.behaviour import ApiBehaviour, Seen, TotalMeaning
 from monitor.core.jobs import Job, JobState
+from monitor.core.resume import ResumeState
 from monitor.core.snapshot import JobSnapshot
 from monitor.core.tracked import ActiveJob, FinishedJob, TrackedJob
 
-__all__ = ["FORMAT", "VERSION", "StateRejected", "decode", "encode"]
+__all__ = ["FORMAT", "VERSION", "SavedState", "StateRejected", "decode", "decode_state", "encode"]
 
 FORMAT = "dli-monitor-state"
 VERSION = 1
@@ -39,27 +43,101 @@ def _row(job_id: str, t: TrackedJob) -> list[Any]:
     ]  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class SavedState:
+    """What a state file holds: each poller's snapshot and resume state (by its label), and
+    what the API was seen to do (``None`` in files written before it was kept)."""
+
+    snapshots: dict[str, JobSnapshot]
+    resume: dict[str, ResumeState] = field(default_factory=dict)
+    behaviour: ApiBehaviour | None = None
+
+
 def encode(
-    snapshots: Mapping[str, JobSnapshot], *, project_id: str, endpoint: str, saved_at_ms: int
+    snapshots: Mapping[str, JobSnapshot],
+    *,
+    project_id: str,
+    endpoint: str,
+    saved_at_ms: int,
+    resume: Mapping[str, ResumeState] | None = None,
+    behaviour: ApiBehaviour | None = None,
 ) -> bytes:
-    """Serialize every target's snapshot (keyed by target label)."""
-    return orjson.dumps(
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "project_id": project_id,
-            "endpoint": endpoint,
-            "saved_at_ms": saved_at_ms,
-            "targets": {
-                label: {
-                    "jobs": [_row(job_id, t) for job_id, t in snap.items()],
-                    "tombstones": dict(snap.tombstones),
-                    "horizon_ms": snap.horizon_ms,
-                }
-                for label, snap in snapshots.items()
-            },
-        }
-    )
+    """Serialize every poller's snapshot (keyed by its label), its resume state and the API's
+    behaviour. Version 1 still: the parts added since are optional keys older files lack."""
+    resume = resume or {}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "project_id": project_id,
+        "endpoint": endpoint,
+        "saved_at_ms": saved_at_ms,
+        "targets": {
+            label: {
+                "jobs": [_row(job_id, t) for job_id, t in snap.items()],
+                "tombstones": dict(snap.tombstones),
+                "horizon_ms": snap.horizon_ms,
+                **_resume_doc(resume.get(label)),
+            }
+            for label, snap in snapshots.items()
+        },
+    }
+    if behaviour is not None:
+        doc["behaviour"] = dataclasses.asdict(behaviour)
+    return orjson.dumps(doc)
+
+
+def _resume_doc(state: ResumeState | None) -> dict[str, Any]:
+    if state is None:
+        return {}
+    kept = None
+    if state.kept is not None:
+        kept = [[queue, s.value, n] for (queue, s), n in sorted(state.kept.items())]
+    return {"kept": kept, "counted_at_ms": state.counted_at_ms, "sizes": dict(state.sizes)}
+
+
+def _resume(label: str, body: dict[str, Any]) -> ResumeState:
+    kept_doc, counted, sizes = body.get("kept"), body.get("counted_at_ms"), body.get("sizes", {})
+    kept: dict[tuple[str, JobState], int] | None = None
+    if kept_doc is not None:
+        if not isinstance(kept_doc, list):
+            raise StateRejected(f"target {label!r} has malformed counts")
+        kept = {}
+        for row in kept_doc:
+            if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)):
+                raise StateRejected(f"target {label!r} has malformed counts")
+            queue, state, n = row
+            if not _is_int(n) or n < 0 or state not in {s.value for s in JobState}:
+                raise StateRejected(f"target {label!r} has malformed counts")
+            kept[(queue, JobState(state))] = n
+    if counted is not None and not _is_int(counted):
+        raise StateRejected(f"target {label!r} has a malformed count time")
+    if not isinstance(sizes, dict) or not all(
+        isinstance(k, str) and _is_int(v) and v >= 0 for k, v in sizes.items()
+    ):
+        raise StateRejected(f"target {label!r} has malformed pass sizes")
+    return ResumeState(kept, counted, sizes)
+
+
+def _behaviour(doc: Any) -> ApiBehaviour:
+    """The saved verdicts; a verdict this build does not know is read as not yet seen."""
+    if not isinstance(doc, dict):
+        raise StateRejected("the API behaviour is malformed")
+    known: dict[str, Any] = {}
+    for f in dataclasses.fields(ApiBehaviour):
+        value = doc.get(f.name)
+        if f.name == "total":
+            known[f.name] = TotalMeaning(value) if value in set(TotalMeaning) else None
+        elif f.name == "spelling":
+            known[f.name] = value if isinstance(value, str) else None
+        elif f.name == "full_page_size":
+            known[f.name] = value if isinstance(value, int) and _is_int(value) else None
+        else:
+            known[f.name] = Seen(value) if value in set(Seen) else None
+    return ApiBehaviour(**{k: v for k, v in known.items() if v is not None})
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _tracked(row: Any) -> tuple[str, TrackedJob]:
@@ -88,6 +166,11 @@ def _tracked(row: Any) -> tuple[str, TrackedJob]:
 
 
 def decode(data: bytes, *, project_id: str, endpoint: str) -> dict[str, JobSnapshot]:
+    """The snapshots of a state file; raise :class:`StateRejected` if it is not ours to use."""
+    return decode_state(data, project_id=project_id, endpoint=endpoint).snapshots
+
+
+def decode_state(data: bytes, *, project_id: str, endpoint: str) -> SavedState:
     """Parse a state file; raise :class:`StateRejected` if it is not ours to use."""
     try:
         doc = orjson.loads(data)
@@ -106,17 +189,23 @@ def decode(data: bytes, *, project_id: str, endpoint: str) -> dict[str, JobSnaps
     if not isinstance(targets, dict):
         raise StateRejected("no targets")
     result: dict[str, JobSnapshot] = {}
+    resume: dict[str, ResumeState] = {}
     for label, body in targets.items():
-        if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
-            raise StateRejected(f"target {label!r} is malformed")
-        tombstones = body.get("tombstones", {})
-        if not isinstance(tombstones, dict) or not all(
-            isinstance(v, int) for v in tombstones.values()
-        ):
-            raise StateRejected(f"target {label!r} has malformed tombstones")
-        horizon = body.get("horizon_ms")
-        if horizon is not None and not isinstance(horizon, int):
-            raise StateRejected(f"target {label!r} has a malformed horizon")
-        jobs = dict(map(_tracked, body["jobs"]))
-        result[label] = JobSnapshot(jobs, tombstones, horizon)
-    return result
+        result[label] = _snapshot(label, body)
+        if any(key in body for key in ("kept", "counted_at_ms", "sizes")):
+            resume[label] = _resume(label, body)
+    behaviour = _behaviour(doc["behaviour"]) if "behaviour" in doc else None
+    return SavedState(result, resume, behaviour)
+
+
+def _snapshot(label: str, body: Any) -> JobSnapshot:
+    if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
+        raise StateRejected(f"target {label!r} is malformed")
+    tombstones = body.get("tombstones", {})
+    if not isinstance(tombstones, dict) or not all(isinstance(v, int) for v in tombstones.values()):
+        raise StateRejected(f"target {label!r} has malformed tombstones")
+    horizon = body.get("horizon_ms")
+    if horizon is not None and not isinstance(horizon, int):
+        raise StateRejected(f"target {label!r} has a malformed horizon")
+    jobs = dict(map(_tracked, body["jobs"]))
+    return JobSnapshot(jobs, tombstones, horizon)

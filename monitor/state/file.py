@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitor.core.behaviour import ApiBehaviour
+from monitor.core.resume import ResumeState
 from monitor.core.snapshot import JobSnapshot
 from monitor.state import codec
 
@@ -29,6 +31,10 @@ class LoadResult:
     status: str
     #: False when a file was there but could not be used (rejected or unreadable)
     usable: bool = True
+    #: each poller's counts and guesses, by label
+    resume: dict[str, ResumeState] = field(default_factory=dict)
+    #: what the API was seen to do, where the file kept it
+    behaviour: ApiBehaviour | None = None
 
 
 class StateFile:
@@ -50,7 +56,7 @@ class StateFile:
             status = f"unreadable ({exc.strerror}); starting from a new baseline"
             return LoadResult({}, status, usable=False)
         try:
-            snapshots = codec.decode(data, project_id=self._project_id, endpoint=self._endpoint)
+            saved = codec.decode_state(data, project_id=self._project_id, endpoint=self._endpoint)
         except codec.StateRejected as exc:
             aside = self.path.with_name(f"{self._aside_prefix}{int(time.time())}")
             try:
@@ -59,8 +65,10 @@ class StateFile:
             except OSError:
                 aside = self.path
             return LoadResult({}, f"rejected ({exc}); set aside as {aside.name}", usable=False)
-        jobs = sum(len(s) for s in snapshots.values())
-        return LoadResult(snapshots, f"loaded {jobs} jobs")
+        jobs = sum(len(s) for s in saved.snapshots.values())
+        return LoadResult(
+            saved.snapshots, f"loaded {jobs} jobs", resume=saved.resume, behaviour=saved.behaviour
+        )
 
     @property
     def _aside_prefix(self) -> str:
@@ -81,13 +89,22 @@ class StateFile:
         for old in aside[KEEP_REJECTED:]:
             old.unlink(missing_ok=True)
 
-    def save(self, snapshots: Mapping[str, JobSnapshot]) -> None:
-        """Atomically replace the file with ``snapshots``. Raises ``OSError`` on failure."""
+    def save(
+        self,
+        snapshots: Mapping[str, JobSnapshot],
+        *,
+        resume: Mapping[str, ResumeState] | None = None,
+        behaviour: ApiBehaviour | None = None,
+    ) -> None:
+        """Atomically replace the file with ``snapshots`` (and the pollers' resume states, and
+        the API's behaviour). Raises ``OSError`` on failure."""
         data = codec.encode(
             snapshots,
             project_id=self._project_id,
             endpoint=self._endpoint,
             saved_at_ms=int(time.time() * 1000),
+            resume=resume,
+            behaviour=behaviour,
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

@@ -64,13 +64,18 @@ def test_total_is_filtered_once_a_state_count_is_below_the_queue_listing() -> No
     assert ApiBehaviour().learn([queue, settled(50, 50, S.SUCCESS)]).total is T.MATCHES_ROWS
 
 
-def test_total_counting_more_than_the_rows_is_unfiltered_and_blocks_incremental() -> None:
+def test_total_counting_more_than_the_rows_is_unfiltered_and_sticks() -> None:
     livy = ApiBehaviour().learn([settled(300, 40)])
     assert livy.total is T.UNFILTERED
     assert not livy.pages_by_total and not livy.counts_by_total
-    assert "unfiltered" in (livy.incremental_blocker() or "")
-    # A later pass where total matches again changes the view back: it was churn, not Livy.
-    assert livy.learn([settled(41, 41)]).total is T.MATCHES_ROWS
+    # Incremental polls count nothing from total: a Livy-like API does not rule them out.
+    assert livy.incremental_blocker() is None
+    # A later listing whose total matches (one queue that holds the whole project) cannot tell
+    # the two apart: the verdict stays, where it used to flip with every other poll.
+    assert livy.learn([settled(41, 41)]).total is T.UNFILTERED
+    # Contrary evidence from probes does move it: two state filters, each total its own rows.
+    probes = [settled(30, 30, S.SUCCESS), settled(10, 10, S.DEAD)]
+    assert livy.learn(probes).total is T.FILTERED
 
 
 def test_no_evidence_from_a_pass_that_moved_or_has_no_total() -> None:
@@ -78,7 +83,7 @@ def test_no_evidence_from_a_pass_that_moved_or_has_no_total() -> None:
     unsettled = PassFacts(totals=frozenset({40}), rows=30, settled=False)
     assert ApiBehaviour().learn([moved, unsettled]).total is T.UNKNOWN
     missing = ApiBehaviour().learn([PassFacts(totals=frozenset({None}), rows=3, settled=True)])
-    assert missing.total is T.MISSING and "missing" in (missing.incremental_blocker() or "")
+    assert missing.total is T.MISSING and missing.incremental_blocker() is None
     assert KNOWN.learn([unsettled]).total is T.FILTERED
 
 
@@ -161,17 +166,21 @@ BOTH = {S.SUCCESS: 5, S.DEAD: 2}
 
 
 def test_an_incremental_poll_is_usable_only_when_everything_it_relies_on_was_seen() -> None:
-    assert incremental_usable(gathered(BOTH), KNOWN) is None
-    assert incremental_usable(gathered(BOTH), ApiBehaviour()) == (
+    assert incremental_usable(gathered(BOTH), KNOWN, counted=True) is None
+    assert incremental_usable(gathered(BOTH), ApiBehaviour(), counted=True) == (
         "total is not yet shown to count the rows a state filter selects"
     )
-    assert incremental_usable(gathered({S.SUCCESS: 5}), KNOWN) == (
+    assert incremental_usable(gathered({S.SUCCESS: 5}), KNOWN, counted=True) == (
         "a terminal-state count came without a total"
     )
     foreign = gathered(BOTH, PassFacts(foreign_state=True))
-    assert incremental_usable(foreign, KNOWN) == "a state-filtered listing returned other states"
+    assert incremental_usable(foreign, KNOWN, counted=False) == (
+        "a state-filtered listing returned other states"
+    )
+    # Polls that count nothing rely on no total: a Livy-like API is polled incrementally too.
     livy = ApiBehaviour(total=T.UNFILTERED)
-    assert "unfiltered" in (incremental_usable(gathered(BOTH), livy) or "")
+    assert incremental_usable(gathered({}), livy, counted=False) is None
+    assert incremental_usable(gathered({}), ApiBehaviour(), counted=False) is None
 
 
 @pytest.mark.parametrize(
@@ -183,9 +192,17 @@ def test_an_incremental_poll_is_usable_only_when_everything_it_relies_on_was_see
             None,
             KNOWN,
             1000,
-            ("full", "a project-wide poll has no queue to count terminal states in", False),
+            ("incremental", "takes 1000 requests", False),
         ),
         ("auto", "etl", KNOWN, AUTO_INCREMENTAL_AFTER, ("full", "takes 10 requests", False)),
+        # A small queue's full listings probe total until it is known: recounts by total then.
+        (
+            "auto",
+            "etl",
+            ApiBehaviour(total=T.MATCHES_ROWS),
+            3,
+            ("full", "takes 3 requests", True),
+        ),
         (
             "auto",
             "etl",
@@ -199,14 +216,14 @@ def test_an_incremental_poll_is_usable_only_when_everything_it_relies_on_was_see
             "etl",
             ApiBehaviour(),
             50,
-            ("full", "total is not yet shown to count filtered rows", True),
+            ("incremental", "takes 50 requests", False),
         ),
         (
             "incremental",
             "etl",
             ApiBehaviour(total=T.MISSING),
             50,
-            ("full", "total is missing: terminal states cannot be counted from it", False),
+            ("incremental", "takes 50 requests", False),
         ),
     ],
 )
@@ -249,10 +266,6 @@ def test_check_says_what_was_found_in_plain_words(total: TotalMeaning, said: str
         (
             ApiBehaviour(queue_filter=Seen.IGNORED),
             "the API ignores the queue filter: its totals count other queues' jobs",
-        ),
-        (
-            ApiBehaviour(total=TotalMeaning.MISSING),
-            "total is missing: terminal states cannot be counted from it",
         ),
         (
             ApiBehaviour(time_filter=Seen.IGNORED, order=Seen.IGNORED),

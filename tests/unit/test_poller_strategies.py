@@ -11,7 +11,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.core.behaviour import TotalMeaning
+from monitor.core.behaviour import BehaviourBook, TotalMeaning
 from monitor.core.jobs import JobState
 from monitor.dli.transport import Request, Response
 from monitor.poll.poller import PolledQueue, PollSettings, QueuePoller
@@ -26,8 +26,6 @@ S = JobState
 @pytest.mark.parametrize(
     ("variant", "why"),
     [
-        (ApiVariant(total="project"), "total is unfiltered"),
-        (ApiVariant(total="missing"), "total is missing"),
         (ApiVariant(ignore_state_filter=True), "ignores the state filter"),
         (ApiVariant(ignore_queue_filter=True), "ignores the queue filter"),
         (
@@ -35,7 +33,7 @@ S = JobState
             "ignores both start and order",
         ),
     ],
-    ids=["livy-total", "no-total", "state-ignored", "queue-ignored", "start-and-order-ignored"],
+    ids=["state-ignored", "queue-ignored", "start-and-order-ignored"],
 )
 async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_inexact(
     variant: ApiVariant, why: str
@@ -59,6 +57,29 @@ async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_
     summary = rig.poller.summary
     assert summary is not None
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
+
+
+@pytest.mark.parametrize("total", ["project", "missing"])
+async def test_incremental_polls_count_on_from_a_listing_where_total_counts_nothing_useful(
+    total: str,
+) -> None:
+    """A Livy-like ``total`` (every job of the project) or none at all: the terminal states are
+    counted from the last full listing plus the jobs seen finishing, exact after every poll."""
+    rig = Rig(ApiVariant(total=total), strategy="incremental", jobs=80, queues=("etl", "ml"))  # type: ignore[arg-type]
+    for step in range(5):
+        rig.world.set_state(rig.active(), S.DEAD if step % 2 else S.SUCCESS)
+        rig.world.submit("etl")
+        rig.clock.advance(30)
+        await rig.poller.poll()
+        counted = rig.poller.summary
+        assert counted is not None
+        assert {s: counted.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
+    assert isinstance(rig.poller.strategy, IncrementalStrategy)
+    # After the first poll's probe, no one-row count requests: total counts nothing a recount
+    # could use.
+    probe = [q for q in rig.source.lists() if q["size"] == "1"]
+    assert len(probe) == 2
+    assert rig.book.current.total is not TotalMeaning.FILTERED
 
 
 async def test_a_filtered_total_is_proven_then_polls_go_incremental_and_count_from_it() -> None:
@@ -120,8 +141,9 @@ async def test_a_poll_abandoned_after_gathering_keeps_its_watermark_and_loses_no
 
 async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed() -> None:
     rig = Rig(strategy="incremental", jobs=120, queues=("etl", "ml"))
-    await rig.until_incremental()
-    await rig.poll()
+    for _ in range(2):  # the first count (a full listing), then one incremental poll
+        await rig.poll()
+        rig.clock.advance(30)
     watermark = rig.incremental().watermark_ms
     assert watermark is not None
     rig.source.requests.clear()
@@ -135,13 +157,12 @@ async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed()
         if q["from"] == "0"
     )
     since = str(watermark - 60_000)
+    # No terminal counts: they are kept, and recounted only every recount interval.
     assert asked == [
         ("", "4", since, "etl"),
-        ("dead", "1", "", "etl"),
         ("recovering", "4", "", "etl"),
         ("running", "4", "", "etl"),
         ("starting", "4", "", "etl"),
-        ("success", "1", "", "etl"),
     ]
     assert all(q["order"] == "CREATE_TIME_DESC" for q in rig.source.lists())
     # Only the pages the rows need: total is trusted, so no probe after a short page.
@@ -151,7 +172,7 @@ async def test_a_quiet_incremental_poll_asks_exactly_for_what_can_have_changed()
     )
     pages = sum(max(1, -(-n // 4)) for n in (counts[S.STARTING], counts[S.RUNNING],
                                               counts[S.RECOVERING], recent))  # fmt: skip
-    assert len(rig.source.lists()) == pages + 2
+    assert len(rig.source.lists()) == pages, "each listing's size is known: no request wasted"
     summary = rig.poller.summary
     assert summary is not None
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
@@ -166,7 +187,10 @@ async def test_auto_goes_incremental_on_a_long_history_and_back_when_it_shrinks(
     assert isinstance(rig.poller.strategy, IncrementalStrategy), "200 jobs: 50 pages of 4"
     for job_id in list(rig.world.jobs)[:-10]:
         rig.world.delete(job_id)
+    # The terminal counts are kept between recounts: the shrink shows at the next one.
     rig.clock.advance(30)
+    assert not [e for e in await rig.poll() if e["event"] == "poll.strategy"]
+    rig.clock.advance(600)
     logs = await rig.poll()
     assert [(e["event"], e["strategy"]) for e in logs if e["event"] == "poll.strategy"] == [
         ("poll.strategy", "full")
@@ -182,13 +206,15 @@ async def test_an_incremental_poll_of_an_empty_queue_works() -> None:
 
 async def test_history_seen_by_incremental_polls_is_not_rediscovered_by_a_full_listing() -> None:
     rig = Rig(strategy="incremental", jobs=80)
-    baseline = await rig.poll()  # incremental from the start: its totals differ per state
+    baseline = await rig.poll()  # the first count lists every job
+    rig.clock.advance(30)
+    baseline += await rig.poll()  # then incremental polls, which set the horizon
     assert not [e for e in baseline if e["event"] == "poll.strategy"]
     snapshot = rig.poller.snapshot
     assert snapshot is not None and snapshot.horizon_ms is not None
-    # The API stops sending total: incremental polls are no longer exact, the queue is listed
-    # in full, and every old finished job comes back in the listing.
-    rig.source.variant = ApiVariant(total="missing")
+    # The API starts ignoring the state filter: incremental polls are no longer exact, the
+    # queue is listed in full, and every old finished job comes back in the listing.
+    rig.source.variant = ApiVariant(ignore_state_filter=True)
     logs = []
     for _ in range(2):
         rig.clock.advance(30)
@@ -221,11 +247,8 @@ async def test_rows_without_create_times_still_switch_to_incremental_from_scratc
     assert rig.sample("dli_monitor_up", queue="etl") == 1
 
 
-async def test_the_probing_poll_asks_one_row_per_terminal_state_and_learns_from_it() -> None:
+async def test_the_first_poll_probes_one_row_per_terminal_state_and_learns_from_it() -> None:
     rig = Rig(strategy="auto", jobs=120)
-    await rig.poll()
-    rig.source.requests.clear()
-    rig.clock.advance(30)
     await rig.poll()
     probes = [q for q in rig.source.lists() if q["size"] == "1"]
     assert sorted((q["state"], q["from"], q["queue_name"]) for q in probes) == [
@@ -238,7 +261,6 @@ async def test_the_probing_poll_asks_one_row_per_terminal_state_and_learns_from_
 @pytest.mark.parametrize(
     ("variant", "verdict"),
     [
-        (ApiVariant(total="project"), "total is unfiltered"),  # one queue: total == its rows
         (ApiVariant(ignore_state_filter=True), "the API ignores the state filter"),
     ],
 )
@@ -275,7 +297,12 @@ def test_a_restart_resumes_incremental_polls_where_the_saved_horizon_says(
 
 
 async def test_the_full_listing_that_replaces_an_inexact_poll_spends_the_same_budget() -> None:
-    rig = Rig(ApiVariant(total="project"), strategy="incremental", jobs=60, retries=60)
+    rig = Rig(strategy="incremental", jobs=60, retries=60)
+    await rig.poll()  # the first count lists every job
+    rig.clock.advance(30)
+    rig.source.variant = ApiVariant(ignore_state_filter=True)
+    rig.source.requests.clear()
+    rig.source.client.budgets.clear()
     rig.source.transient = 1
     with capture_logs() as logs:
         await rig.poller.poll()
@@ -310,3 +337,37 @@ async def test_an_incomplete_recent_pass_leaves_the_watermark_where_it_was() -> 
     await rig.poll()
     newest = max(j.create_time for j in rig.world.jobs.values())
     assert rig.incremental().watermark_ms == newest, "a complete pass moves it on"
+
+
+async def test_a_restart_resumes_its_verdicts_counts_and_sizes_without_relearning() -> None:
+    """What the state file keeps beside the snapshot: the first poll after a restart is the
+    quiet incremental poll the last run would have made, with no probe, no recount and no
+    request past the end of any listing."""
+    rig = Rig(strategy="auto", jobs=200, queues=("etl", "ml"))
+    for _ in range(3):
+        await rig.poll()
+        rig.clock.advance(30)
+    assert isinstance(rig.poller.strategy, IncrementalStrategy)
+    assert rig.book.current.total is TotalMeaning.FILTERED
+    before = rig.poller.summary
+    restarted = QueuePoller(
+        PolledQueue("etl"),
+        rig.source.client,
+        output(),
+        PollSettings(30, page_size=4, strategy="auto", clock=rig.clock),
+        snapshot=rig.poller.snapshot,
+        behaviour=BehaviourBook(known=rig.book.current),
+        resume=rig.poller.resume_state,
+    )
+    assert isinstance(restarted.strategy, IncrementalStrategy)
+    rig.source.requests.clear()
+    with capture_logs() as logs:
+        assert await restarted.poll()
+    assert logs == [], "nothing relearnt, nothing switched, nothing changed"
+    assert restarted.summary == before
+    lists = rig.source.lists()
+    assert all(q["size"] == "4" for q in lists), "no one-row recount"
+    counts = rig.world.counts("etl")
+    recent = restarted.resume_state.sizes["recent"]  # jobs created within the watermark margin
+    rows = [counts[S.STARTING], counts[S.RUNNING], counts[S.RECOVERING], recent]
+    assert len(lists) == sum(max(1, -(-n // 4)) for n in rows), "the pages the rows need"

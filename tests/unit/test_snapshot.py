@@ -314,11 +314,13 @@ def test_history_before_the_horizon_is_counted_never_discovered() -> None:
     assert "old" not in diff.snapshot.diff(Observation({}), now_ms=T0 + 30).snapshot.tombstones
 
 
-def test_api_counts_replace_only_the_states_they_name() -> None:
-    summary = JobSnapshot.baseline([job("a", S.RUNNING), job("b", S.SUCCESS)], now_ms=T0).summary
-    assert summary.with_counts({}) is summary
-    replaced = summary.with_counts({("q", S.SUCCESS): 900})
-    assert replaced.counts == {("q", S.RUNNING): 1, ("q", S.SUCCESS): 900}
+def test_kept_counts_replace_every_terminal_count_and_no_active_one() -> None:
+    jobs = [job("a", S.RUNNING), job("b", S.SUCCESS), job("c", S.DEAD)]
+    summary = JobSnapshot.baseline(jobs, now_ms=T0).summary
+    replaced = summary.with_terminal_counts({("q", S.SUCCESS): 900, ("q", S.RUNNING): 7})
+    # dead is not in the kept counts: none are counted, whatever the snapshot still holds
+    assert replaced.counts == {("q", S.RUNNING): 7, ("q", S.SUCCESS): 900}
+    assert summary.with_terminal_counts({}).counts == {("q", S.RUNNING): 1}
     assert replaced.oldest_since_ms == summary.oldest_since_ms
 
 

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from monitor.app.config import Settings
 from monitor.app.daemon import Daemon
+from monitor.core.behaviour import ApiBehaviour, Seen, TotalMeaning
 from monitor.core.jobs import Job, JobState
+from monitor.core.resume import ResumeState
 from monitor.core.snapshot import JobSnapshot
 from monitor.core.tracked import ActiveJob, FinishedJob, TrackedJob
 from monitor.output.events import configure_logging
@@ -68,6 +70,84 @@ def test_codec_round_trip(snaps: dict[str, JobSnapshot]) -> None:
         k: dict(v.tombstones) for k, v in snaps.items()
     }
     assert {k: v.horizon_ms for k, v in back.items()} == {k: v.horizon_ms for k, v in snaps.items()}
+
+
+verdicts = st.builds(
+    ApiBehaviour,
+    total=st.sampled_from(list(TotalMeaning)),
+    order=st.sampled_from(list(Seen)),
+    state_filter=st.sampled_from(list(Seen)),
+    time_filter=st.sampled_from(list(Seen)),
+    queue_filter=st.sampled_from(list(Seen)),
+    spelling=st.sampled_from(["", "Running", "RUNNING"]),
+    full_page_size=st.integers(0, 1000),
+)
+resumes = st.builds(
+    ResumeState,
+    kept=st.one_of(
+        st.none(),
+        st.dictionaries(
+            st.tuples(st.sampled_from(["etl", "adhoc"]), st.sampled_from(list(JobState))),
+            st.integers(0, 10**6),
+            max_size=4,
+        ),
+    ),
+    counted_at_ms=opt_ms,
+    sizes=st.dictionaries(st.sampled_from(["all", "recent", "running"]), st.integers(0, 10**6)),
+)
+
+
+@given(st.dictionaries(st.sampled_from(["etl", "*"]), st.tuples(snapshots, resumes)), verdicts)
+def test_counts_guesses_and_verdicts_survive_a_restart(
+    saved: dict[str, tuple[JobSnapshot, ResumeState]], behaviour: ApiBehaviour
+) -> None:
+    data = codec.encode(
+        {label: snap for label, (snap, _) in saved.items()},
+        project_id="p",
+        endpoint="http://e",
+        saved_at_ms=1,
+        resume={label: resume for label, (_, resume) in saved.items()},
+        behaviour=behaviour,
+    )
+    back = codec.decode_state(data, project_id="p", endpoint="http://e")
+    assert back.behaviour == behaviour
+    assert back.resume == {label: resume for label, (_, resume) in saved.items()}
+
+
+def test_a_file_written_before_counts_and_verdicts_were_kept_still_loads() -> None:
+    snap = JobSnapshot.baseline([Job("a", JobState.RUNNING, "etl")], now_ms=1)
+    back = codec.decode_state(
+        codec.encode({"etl": snap}, project_id="p", endpoint="e", saved_at_ms=1),
+        project_id="p",
+        endpoint="e",
+    )
+    assert back.behaviour is None and back.resume == {}
+    assert set(back.snapshots["etl"]) == {"a"}
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "why"),
+    [
+        ("kept", [["etl", "finished", 3]], "malformed counts"),
+        ("kept", [["etl", "dead", -1]], "malformed counts"),
+        ("kept", {"etl": 3}, "malformed counts"),
+        ("counted_at_ms", "soon", "malformed count time"),
+        ("sizes", {"all": "many"}, "malformed pass sizes"),
+    ],
+)
+def test_malformed_counts_are_refused_with_a_reason(part: str, value: object, why: str) -> None:
+    snap = JobSnapshot.baseline([], now_ms=1)
+    doc = orjson.loads(codec.encode({"etl": snap}, project_id="p", endpoint="e", saved_at_ms=1))
+    doc["targets"]["etl"][part] = value
+    with pytest.raises(codec.StateRejected, match=why):
+        codec.decode_state(orjson.dumps(doc), project_id="p", endpoint="e")
+
+
+def test_a_verdict_this_build_does_not_know_is_read_as_not_yet_seen() -> None:
+    doc = orjson.loads(codec.encode({}, project_id="p", endpoint="e", saved_at_ms=1))
+    doc["behaviour"] = {"total": "filtered", "order": "sometimes", "full_page_size": True}
+    back = codec.decode_state(orjson.dumps(doc), project_id="p", endpoint="e")
+    assert back.behaviour == ApiBehaviour(total=TotalMeaning.FILTERED)
 
 
 GOOD_ROW = ["a", "running", "etl", "n", "o", "app", "k", "A", 1, 2, 3, 4, 0, None]
