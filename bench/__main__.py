@@ -21,6 +21,7 @@ from bench.common import (
     figures,
     row,
 )
+from bench.daemon import bench_as_run
 from bench.listing import bench_listing
 from bench.memory import pages_of
 from bench.polling import bench_requests_per_poll, bench_steady
@@ -91,6 +92,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it runs")
     parser.add_argument(
+        "--as-run",
+        action="store_true",
+        help="only the figures of the daemon as it runs (A-D; about 3 minutes)",
+    )
+    parser.add_argument(
         "--history",
         type=int,
         metavar="N",
@@ -103,6 +109,10 @@ def main() -> None:
         return
     small = args.smoke
     print(f"dli-monitor bench ({'smoke' if small else 'full'}) on {os.cpu_count()} cores")
+    bench_as_run(small)
+    if args.as_run:
+        print("\n" + json.dumps(figures, sort_keys=True))
+        return
     bench_parse_diff(2_000 if small else 100_000)
     bench_listing([1_000] if small else [10_000, 100_000], with_sdk=True)
     bench_memory(2_000 if small else 100_000)

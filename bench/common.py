@@ -62,7 +62,12 @@ def rss() -> int:
 
 @contextmanager
 def simulator(
-    jobs: int, queues: int, latency: float, active: int | None = None, project: str = PROJECT
+    jobs: int,
+    queues: int,
+    latency: float,
+    active: int | None = None,
+    project: str = PROJECT,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """``dli-monitor simulate`` in a subprocess (its CPU is not ours), verifying signatures;
     yields its URL. Queues are named q0, q1, …; nothing moves unless polled."""
@@ -76,7 +81,7 @@ def simulator(
          "--history", str(jobs), "--speed", "100000", "--arrival", "0",
          "--latency", str(latency),
          *(["--active", str(active)] if active is not None else []),
-         "--ak", AK, "--sk", SK],
+         "--ak", AK, "--sk", SK, *extra],
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip

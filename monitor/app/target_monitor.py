@@ -31,7 +31,8 @@ from monitor.output.metrics import Metrics
 from monitor.output.redact import redact_url
 from monitor.output.scope import Scope
 from monitor.poll.pacing import RECOUNT_SHARE
-from monitor.poll.poller import PolledQueue, PollOutput, PollSettings, QueuePoller
+from monitor.poll.poller import ALL_QUEUES, PolledQueue, PollOutput, PollSettings, QueuePoller
+from monitor.poll.shared import ProjectPass
 from monitor.state.file import StateFile
 
 __all__ = ["TargetMonitor"]
@@ -137,6 +138,17 @@ class TargetMonitor:
             recount_rps=s.max_rps * RECOUNT_SHARE,
             clock=self._clock,
         )
+        # Two queues or more: their incremental rounds may share one project-wide pass.
+        shared = (
+            ProjectPass(
+                self.behaviour,
+                page_size=s.page_size,
+                interval=s.poll_interval,
+                on_scope=self._scope_chosen,
+            )
+            if len(self.queues) > 1
+            else None
+        )
         self.pollers = [
             QueuePoller(
                 queue,
@@ -146,9 +158,12 @@ class TargetMonitor:
                 snapshot=saved.get(queue.label),
                 behaviour=self.behaviour,
                 resume=resume.get(queue.label),
+                shared=shared,
             )
             for queue in polled
         ]
+        if shared is not None:
+            shared.serve(self.pollers)
         summary = {**s.summary(), "queues": list(self.queues)}
         if loaded is not None:
             summary["state_file_status"] = loaded.status
@@ -172,6 +187,9 @@ class TargetMonitor:
         if not self._skew_reported:  # once: the poll.failed events repeat the measured skew
             self._skew_reported = True
             self.events.clock_skew(skew)
+
+    def _scope_chosen(self, scope: str, reason: str) -> None:
+        self.events.strategy(ALL_QUEUES, scope, reason)
 
     def _throttled(self, error: APIError) -> None:
         quota = parse_quota(error.message)

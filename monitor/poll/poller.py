@@ -40,7 +40,9 @@ from monitor.output.metrics import TargetMetrics
 from monitor.output.scope import Scope
 from monitor.poll.pacing import PacedSource
 from monitor.poll.settings import ALL_QUEUES, PolledQueue, PollSettings, next_start
+from monitor.poll.shared import ProjectPass
 from monitor.poll.strategy import (
+    RECENT_JOBS,
     WATERMARK_MARGIN_MS,
     FullStrategy,
     IncrementalStrategy,
@@ -48,6 +50,7 @@ from monitor.poll.strategy import (
     Strategy,
     StrategySetting,
     choose,
+    count_terminal,
     guess_sizes,
     incremental_usable,
     recount_by_total,
@@ -82,6 +85,7 @@ class QueuePoller:
         snapshot: JobSnapshot | None = None,
         behaviour: BehaviourBook | None = None,
         resume: ResumeState | None = None,
+        shared: ProjectPass | None = None,
     ) -> None:
         interval, strategy = settings.interval, settings.strategy
         self.polled = polled
@@ -113,6 +117,7 @@ class QueuePoller:
         #: rows each pass listed last time (the next pass's guess of its size)
         self._sizes: dict[str, int] = {}
         self._recounting = False
+        self._shared = shared
         if resume is not None and snapshot is not None:
             self._kept = dict(resume.kept) if resume.kept is not None else None
             self._counted_at = (resume.counted_at_ms or 0) / 1000
@@ -163,6 +168,15 @@ class QueuePoller:
         kept = dict(self._kept) if self._kept is not None else None
         counted = int(self._counted_at * 1000) if self._counted_at else None
         return ResumeState(kept, counted, dict(self._sizes))
+
+    @property
+    def queue(self) -> str | None:
+        return self.polled.queue
+
+    @property
+    def recent_rows(self) -> int:
+        """Rows the last pass of new jobs listed for this queue (0 if none yet)."""
+        return self._sizes.get(RECENT_JOBS, 0)
 
     @property
     def tracked_jobs(self) -> int:
@@ -268,6 +282,13 @@ class QueuePoller:
         return source
 
     async def _gather(self, source: JobSource, strategy: Strategy) -> PollResult:
+        queue, shared = self.polled.queue, self._shared
+        if isinstance(strategy, IncrementalStrategy) and shared is not None and shared.serves(self):
+            result = await shared.share(self, source)  # the pass learnt from its own facts
+            if result is not None:
+                if strategy.count and queue is not None:
+                    result.totals = await count_terminal(source, queue)
+                return result
         result = await strategy.gather(
             source,
             self.polled.queue,

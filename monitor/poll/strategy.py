@@ -40,8 +40,11 @@ __all__ = [
     "PollResult",
     "Strategy",
     "choose",
+    "choose_scope",
+    "count_terminal",
     "guess_sizes",
     "incremental_usable",
+    "pages",
     "recount_by_total",
 ]
 
@@ -169,7 +172,7 @@ class IncrementalStrategy:
         sizes: Mapping[str, int],
     ) -> PollResult:
         active: dict[JobState, Pass] = {}
-        counted: dict[JobState, int | None] = {}
+        counted: dict[JobState, int] = {}
         recent: list[Pass] = []
         trust = behaviour.pages_by_total
         honoured = behaviour.honours_size(page_size)
@@ -185,16 +188,11 @@ class IncrementalStrategy:
                 expected_rows=sizes.get(state.value),
             )
 
-        async def count_state(state: JobState) -> None:
-            page, _ = await source.list_page(
-                offset=0,
-                size=1,
-                queue=queue,
-                filters=Query(state=state).filters(),
-            )
-            # Its one row is also in the active listings if the state filter is ignored, so the
-            # check of those rows covers it.
-            counted[state] = page.total
+        async def count_states() -> None:
+            assert queue is not None
+            # A row of a count is also in the active listings if the state filter is ignored,
+            # so the check of those rows covers it.
+            counted.update(await count_terminal(source, queue))
 
         async def list_recent() -> None:
             recent.append(
@@ -208,11 +206,7 @@ class IncrementalStrategy:
                 )
             )
 
-        counts = (
-            [partial(count_state, s) for s in sorted(TERMINAL_STATES)]
-            if self.count and queue is not None
-            else []
-        )
+        counts = [count_states] if self.count and queue is not None else []
         await run_all(
             [partial(list_state, s) for s in sorted(ACTIVE_STATES)] + counts + [list_recent]
         )
@@ -223,7 +217,7 @@ class IncrementalStrategy:
         # New jobs may be in any state; an active one is in both listings, the same reading or a
         # later one, and either is a real state the job was in.
         listing.merge(recent[0], keep_existing=True)
-        totals = {s: n for s, n in counted.items() if n is not None}
+        totals = counted
         everything = sum(totals.values()) + sum(len(v.jobs) for v in active.values())
         watermark = self.watermark_ms
         if recent[0].complete:
@@ -312,3 +306,41 @@ def guess_sizes(
             1 for t in snapshot.values() if t.create_time is not None and t.create_time >= since
         )
     return {**guesses, **sizes}
+
+
+async def count_terminal(source: JobSource, queue: str) -> dict[JobState, int]:
+    """The terminal states of ``queue`` counted by the API: the ``total`` of one one-row
+    ``state`` request each (those that came without a total are left out)."""
+    counted: dict[JobState, int] = {}
+
+    async def count(state: JobState) -> None:
+        page, _ = await source.list_page(
+            offset=0, size=1, queue=queue, filters=Query(state=state).filters()
+        )
+        if page.total is not None:
+            counted[state] = page.total
+
+    await run_all([partial(count, s) for s in sorted(TERMINAL_STATES)])
+    return counted
+
+
+def pages(rows: int, page_size: int) -> int:
+    """Requests one listing of ``rows`` rows takes, its size known (an empty one takes one)."""
+    return max(1, math.ceil(rows / page_size))
+
+
+def choose_scope(per_queue: int, project_wide: int, *, queues: int) -> tuple[bool, str]:
+    """Whether a round of incremental polls of ``queues`` configured queues lists the project
+    once, split by the rows' queue (True), or each queue apart; and why. ``per_queue`` and
+    ``project_wide`` are what a round takes either way, from the counts known."""
+    if queues < 2:
+        return False, "one queue: its own pass lists nothing it does not need"
+    if project_wide < per_queue:
+        return True, (
+            f"one project-wide pass for {queues} queues: about {project_wide} requests a round "
+            f"instead of {per_queue}"
+        )
+    return False, (
+        f"a pass per queue: about {per_queue} requests a round for {queues} queues, where "
+        f"the project's other jobs make one project-wide pass {project_wide}"
+    )

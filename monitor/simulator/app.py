@@ -29,7 +29,7 @@ from monitor.simulator.api import Answer, ApiVariant, detail_answer, error_body,
 from monitor.simulator.gateway import verify_signature
 from monitor.simulator.world import World
 
-__all__ = ["Faults", "Simulator", "make_app", "running_simulator"]
+__all__ = ["STATS_PATH", "Faults", "Simulator", "make_app", "running_simulator"]
 
 
 @dataclass(slots=True)
@@ -200,10 +200,25 @@ class Simulator:
             detail_answer(self.world, batch_id, self.variant, state_only=True, request_id=rid), rid
         )
 
+    async def stats(self, request: web.Request) -> web.Response:
+        """What the simulator counted (benchmarks read requests where the API would see them);
+        outside the API's paths, unsigned, and not counted itself."""
+        del request
+        return web.json_response(
+            {
+                "requests": self.requests,
+                "first_pages": self.first_pages,
+                "pages_past_end": self.pages_past_end,
+                "throttled": self.gateway_throttled,
+            }
+        )
+
     @web.middleware
     async def middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.path == STATS_PATH:
+            return await handler(request)
         self.requests += 1
         self.request_log.append((time.monotonic(), request.path))
         throttled = self._gateway()
@@ -238,6 +253,8 @@ class Simulator:
 
 
 SIMULATOR = web.AppKey("simulator", Simulator)
+#: the simulator's own counters, as JSON (not part of the DLI API)
+STATS_PATH = "/_simulator/stats"
 
 
 def make_app(sim: Simulator) -> web.Application:
@@ -247,6 +264,7 @@ def make_app(sim: Simulator) -> web.Application:
     app.router.add_get(base, sim.list_batches)
     app.router.add_get(base + "/{batch_id}", sim.show_batch)
     app.router.add_get(base + "/{batch_id}/state", sim.show_batch_state)
+    app.router.add_get(STATS_PATH, sim.stats)
     app[SIMULATOR] = sim
     return app
 

@@ -198,7 +198,13 @@ async def judge(
     verdict = compare(
         events, world.history, baseline_ms=baseline_ms, end_ms=end_ms, min_seen_ms=min_seen_ms
     )
+    scopes = [e["strategy"] for e in events if e["event"] == "poll.strategy" and e["queue"] == "*"]
     print(f"{scenario} ({strategy}): {verdict}; certainly seen when lasting {min_seen_ms} ms")
+    print(f"  rounds: {' then '.join(scopes) or 'each queue alone'}")
+    if strategy == "incremental" and all(
+        isinstance(p.strategy, IncrementalStrategy) for p in daemon.pollers
+    ):
+        assert "project-wide" in scopes, "three quiet queues: one project-wide pass a round"
     assert verdict.expected > 30
     assert verdict.precision == 1.0, str(verdict)
     assert verdict.recall == 1.0, str(verdict)
