@@ -58,7 +58,7 @@ def sdk_listing(url: str, queue: str) -> int:
             return requests
 
 
-async def _bare(url: str, queue: str, pages: int) -> int:
+async def bare_pages(url: str, queue: str, pages: int) -> int:
     """The same pages as a full listing, signed and read at the same concurrency."""
     async with aiohttp.ClientSession() as session, anyio.create_task_group() as tg:
         bare = BareClient(session, url, LISTING_CONCURRENCY)
@@ -75,7 +75,7 @@ def bench_listing(sizes: list[int], with_sdk: bool) -> None:
             wall, cpu, requests = measure(lambda: anyio.run(_ours, url, ["q0"]))
             assert isinstance(requests, int)
             pages = -(-jobs // 100)
-            fwall, fcpu, _ = measure(lambda: anyio.run(_bare, url, "q0", pages))  # noqa: B023 - called at once
+            fwall, fcpu, _ = measure(lambda: anyio.run(bare_pages, url, "q0", pages))  # noqa: B023 - called at once
             ideal = requests * LATENCY / LISTING_CONCURRENCY
             row(
                 "ideal: requests x latency / concurrency",

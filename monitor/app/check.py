@@ -111,7 +111,7 @@ async def _check_target(settings: Settings, prefix: str) -> int:
                 failures += 1
                 print(f"{name}: FAILED {exc} — {hint(exc)}", flush=True)
                 continue
-            jobs = len(full.listing.jobs)
+            jobs = full.listing.listed
             verdict = (
                 f"ok ({jobs} jobs listed)" if jobs else "ok, but 0 jobs: is the queue name right?"
             )

@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from monitor import __version__
+from monitor.app import heap
 from monitor.app.config import Settings
 from monitor.core.behaviour import ApiBehaviour, BehaviourBook
 from monitor.core.resume import ResumeState
@@ -203,6 +204,8 @@ class TargetMonitor:
             self.metrics.request_ceiling(quota.seconds, quota.limit)
 
     def _applied(self, poller: QueuePoller) -> None:
+        if poller.rows_listed >= heap.LARGE_LISTING:
+            heap.trim()  # the listing's readings are garbage now: a pod's RSS should show it
         self._on_change()
         if self._dirty is not None:
             self._dirty.set()

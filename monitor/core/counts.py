@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from monitor.core.jobs import JobState
 from monitor.core.snapshot import Change, Discovered, StateSummary, Transition
 
-__all__ = ["Counts", "advance", "terminal_counts"]
+__all__ = ["Counts", "KeptCounts", "advance", "counts_by_queue", "terminal_counts"]
 
 Counts = dict[tuple[str, JobState], int]
 
@@ -38,3 +38,65 @@ def advance(counts: Mapping[tuple[str, JobState], int], changes: Iterable[Change
                 continue
         result[key] = result.get(key, 0) + 1
     return result
+
+
+def counts_by_queue(summary: StateSummary, queues: Iterable[str]) -> dict[str, dict[JobState, int]]:
+    """The summary's counts per queue, every queue of ``queues`` present (empty if it has no
+    job): what a baseline event reports."""
+    result: dict[str, dict[JobState, int]] = {q: {} for q in queues}
+    for (queue, state), count in summary.counts.items():
+        result.setdefault(queue, {})[state] = count
+    return result
+
+
+class KeptCounts:
+    """The terminal counts of one poller between recounts: ``None`` while its full listings
+    count them (the snapshot holds every job then); else the last count plus the jobs seen
+    finishing since, and when (wall seconds; ``None``: never) that count was made."""
+
+    __slots__ = ("_base", "_counts", "_summary", "counted_at")
+
+    def __init__(
+        self,
+        counts: Mapping[tuple[str, JobState], int] | None = None,
+        counted_at: float | None = None,
+    ) -> None:
+        self._counts = dict(counts) if counts is not None else None
+        self.counted_at = counted_at
+        self._base: StateSummary | None = None
+        self._summary: StateSummary | None = None
+
+    @property
+    def counts(self) -> Mapping[tuple[str, JobState], int] | None:
+        return self._counts
+
+    def due(self, now: float, interval: float) -> bool:
+        """A recount is due (never counted, or ``interval`` seconds since)."""
+        return self.counted_at is None or now - self.counted_at >= interval
+
+    def summary(self, base: StateSummary) -> StateSummary:
+        """``base`` (a snapshot's summary) with these terminal counts, made once per change."""
+        if self._counts is None:
+            return base
+        if self._summary is None or self._base is not base:
+            self._base, self._summary = base, base.with_terminal_counts(self._counts)
+        return self._summary
+
+    def listed_everything(self, now: float) -> None:
+        """A full listing counted every job: the snapshot's counts hold from now on."""
+        self._counts, self.counted_at, self._summary = None, now, None
+
+    def observed(self, before: StateSummary | None, changes: Iterable[Change]) -> None:
+        """An incremental poll saw ``changes``; the first after a full listing starts from
+        that listing's counts (``before``)."""
+        start = self._counts
+        if start is None:
+            start = terminal_counts(before) if before is not None else {}
+        self._counts, self._summary = advance(start, changes), None
+
+    def recounted(self, queue: str, totals: Mapping[JobState, int], now: float) -> None:
+        """The API counted ``queue``'s terminal states."""
+        counts = self._counts if self._counts is not None else {}
+        for state, n in totals.items():
+            counts[(queue, state)] = n
+        self._counts, self.counted_at, self._summary = counts, now, None

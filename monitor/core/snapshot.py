@@ -129,6 +129,9 @@ class Observation:
     complete: bool = True
     #: advances the snapshot's history horizon (see :class:`JobSnapshot`)
     history_before_ms: int | None = None
+    #: listed jobs kept as compact records, not readings: finished jobs a baseline records, or
+    #: that the snapshot already holds as finished (nothing about them can change)
+    finished: Mapping[str, FinishedJob] = field(default_factory=dict)
 
 
 Key = tuple[str, JobState]
@@ -246,12 +249,25 @@ class JobSnapshot(Mapping[str, TrackedJob]):
         """Active jobs absent from ``listed``: each needs a detail request before a verdict."""
         return [tracked for job_id, tracked in self._active.items() if job_id not in listed]
 
+    def finished_record(self, job_id: str) -> FinishedJob | None:
+        """The record of a finished job this snapshot holds (a listing may keep it in place of
+        the job's reading, since nothing about it can change), or ``None``."""
+        return self._finished.get(job_id)
+
     @classmethod
     def baseline(
-        cls, listed: Iterable[Job], *, now_ms: int, horizon_ms: int | None = None
+        cls,
+        listed: Iterable[Job],
+        *,
+        now_ms: int,
+        horizon_ms: int | None = None,
+        finished: Mapping[str, FinishedJob] | None = None,
     ) -> JobSnapshot:
-        """The snapshot of a first poll: every job known, nothing reported."""
-        return cls({job.id: track(job, now_ms) for job in listed}, horizon_ms=horizon_ms)
+        """The snapshot of a first poll: every job known (``finished``: those listed as compact
+        records already), nothing reported."""
+        jobs: dict[str, TrackedJob] = {job.id: track(job, now_ms) for job in listed}
+        jobs.update(finished or {})
+        return cls(jobs, horizon_ms=horizon_ms)
 
     def diff(  # noqa: C901, PLR0912, PLR0915 (one pass over listing and snapshot, the hot path)
         self, observation: Observation, *, now_ms: int, tombstone_ttl_ms: int = 3_600_000
@@ -279,7 +295,8 @@ class JobSnapshot(Mapping[str, TrackedJob]):
                 finished[job_id] = tracked
                 _count(counts, tracked, 1)
 
-        finished_seen = 0
+        # Listed as records of finished jobs this snapshot holds: seen, and nothing to do.
+        finished_seen = sum(1 for job_id in observation.finished if job_id in finished)
         for job_id, job in seen.items():
             if job_id in finished:
                 finished_seen += 1
@@ -315,7 +332,7 @@ class JobSnapshot(Mapping[str, TrackedJob]):
         # Every finished job listed again (the usual case) leaves none to forget: skip the pass.
         if observation.complete and finished_seen < len(self._finished):
             for job_id, gone in self._finished.items():
-                if job_id not in seen:
+                if job_id not in seen and job_id not in observation.finished:
                     del finished[job_id]
                     _count(counts, gone, -1)
                     if not _is_history(gone, horizon):

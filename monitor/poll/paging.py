@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import anyio
 
 from monitor.core.behaviour import PassFacts
 from monitor.core.jobs import Job, JobState
+from monitor.core.tracked import FinishedJob
 from monitor.dli.errors import MalformedResponse
 from monitor.dli.models import ListPage
 from monitor.dli.source import JobSource
 from monitor.poll.tasks import run_all
 
-__all__ = ["MAX_PAGES", "Pass", "Query", "list_all"]
+__all__ = ["MAX_PAGES", "Compact", "Pass", "Query", "list_all"]
 
 #: a server answering full pages forever must not keep us paging forever; 10 million rows at the
 #: default page size (10,000 was too few: a queue with a million finished jobs in its history
@@ -75,15 +76,38 @@ class Pass:
     facts: list[PassFacts] = field(default_factory=list)
     #: paging stopped at rows older than ``start`` (an API ignoring it), not at the end
     cut_short: bool = False
+    #: rows kept as compact records rather than readings (see ``compact`` of :func:`list_all`)
+    finished: dict[str, FinishedJob] = field(default_factory=dict)
+
+    @property
+    def listed(self) -> int:
+        """Jobs listed, as readings and as compact records."""
+        return len(self.jobs) + len(self.finished)
+
+    def states(self) -> Iterator[JobState]:
+        """The state of every job listed."""
+        for job in self.jobs.values():
+            yield job.state
+        for record in self.finished.values():
+            yield record.state
 
     def merge(self, other: Pass, *, keep_existing: bool = False) -> None:
         """Add another pass (of the same target) to this one; it is complete only if both are.
         With ``keep_existing``, a job already here keeps its reading."""
         if keep_existing:
             for job_id, job in other.jobs.items():
-                self.jobs.setdefault(job_id, job)
+                if job_id not in self.finished:
+                    self.jobs.setdefault(job_id, job)
+            for job_id, record in other.finished.items():
+                if job_id not in self.jobs:
+                    self.finished.setdefault(job_id, record)
         else:
+            for job_id in other.jobs.keys() & self.finished.keys():
+                del self.finished[job_id]
+            for job_id in other.finished.keys() & self.jobs.keys():
+                del self.jobs[job_id]
             self.jobs.update(other.jobs)
+            self.finished.update(other.finished)
         self.complete = self.complete and other.complete
         self.requests += other.requests
         self.rejected += other.rejected
@@ -92,7 +116,35 @@ class Pass:
         self.facts.extend(other.facts)
 
 
-async def list_all(
+#: a row's compact record in place of its reading, or ``None`` to keep the reading
+Compact = Callable[[Job], FinishedJob | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What a pass keeps of a page: its counts, and each row's id and reading (or compact
+    record). The page's own readings are dropped as soon as it arrives."""
+
+    total: int | None
+    rows: int
+    rejected: int
+    unknown_state: int
+    spelling: str | None
+    ids: tuple[str, ...]
+    readings: tuple[Job | FinishedJob, ...]
+
+    @classmethod
+    def of(cls, page: ListPage, compact: Compact | None) -> _Kept:
+        readings: tuple[Job | FinishedJob, ...] = page.jobs
+        if compact is not None:
+            readings = tuple(compact(job) or job for job in page.jobs)
+        ids = tuple(job.id for job in page.jobs)
+        return cls(
+            page.total, page.rows, page.rejected, page.unknown_state, page.spelling, ids, readings
+        )
+
+
+async def list_all(  # noqa: PLR0913 (what is known of the listing, each keyword-only)
     source: JobSource,
     query: Query,
     *,
@@ -100,15 +152,20 @@ async def list_all(
     trust_total: bool,
     size_honoured: bool = False,
     expected_rows: int | None = None,
+    compact: Compact | None = None,
 ) -> Pass:
     """Every job ``query`` selects, read until the rows end, ``source.max_concurrency`` pages
     in flight from the first request. ``expected_rows`` (the previous pass's size) bounds what
     is asked before the rows show more; ``size_honoured`` (the API was seen to answer pages of
-    ``page_size`` rows in full) makes a short first page the end, without a probe."""
+    ``page_size`` rows in full) makes a short first page the end, without a probe.
+
+    ``compact`` turns each row the poll will not describe in an event into its compact record
+    as its page arrives (``None``: keep the reading), so a listing of a long history never
+    holds a full reading per row: what a pod's memory limit has to fit is its peak."""
     listing = Pass()
     filters = query.filters()
 
-    async def fetch(offset: int, size: int) -> ListPage:
+    async def fetch(offset: int, size: int) -> _Kept:
         page, request_id = await source.list_page(
             offset=offset,
             size=size,
@@ -117,7 +174,7 @@ async def list_all(
         )
         listing.requests += 1
         listing.request_id = request_id
-        return page
+        return _Kept.of(page, compact)
 
     cutoff = _Cutoff(query)
     plan = _Plan(page_size, expected_rows=expected_rows, trust_total=trust_total, cutoff=cutoff)
@@ -158,7 +215,7 @@ class _Plan:
         self, size: int, *, expected_rows: int | None, trust_total: bool, cutoff: _Cutoff
     ) -> None:
         self.size = size
-        self.pages: dict[int, ListPage] = {}
+        self.pages: dict[int, _Kept] = {}
         self.cut_short = False
         self._trust = trust_total
         self._cutoff = cutoff
@@ -184,8 +241,8 @@ class _Plan:
         return self._trust and 0 <= self._largest_total <= rows
 
     async def run(
-        self, fetch: Callable[[int, int], Awaitable[ListPage]], workers: int
-    ) -> dict[int, ListPage]:
+        self, fetch: Callable[[int, int], Awaitable[_Kept]], workers: int
+    ) -> dict[int, _Kept]:
         async def worker() -> None:
             while True:
                 offset = self._take()
@@ -214,7 +271,7 @@ class _Plan:
         self._in_flight += 1
         return offset
 
-    def _done(self, offset: int, page: ListPage) -> None:
+    def _done(self, offset: int, page: _Kept) -> None:
         size = self.size
         self.pages[offset] = page
         if page.total is not None and page.total > self._largest_total:
@@ -251,8 +308,8 @@ class _Plan:
             before, after = self.pages.get(earlier), self.pages.get(earlier + self.size)
             if before is None or after is None:
                 continue
-            ids = {job.id for job in after.jobs}
-            if after.rows and not (ids and not ids <= {job.id for job in before.jobs}):
+            ids = set(after.ids)
+            if after.rows and not (ids and not ids <= set(before.ids)):
                 self._stalls.add(earlier)
         if len(self._stalls) >= 2:
             raise MalformedResponse(
@@ -268,9 +325,9 @@ class _Progress:
     def __init__(self) -> None:
         self._stalls = 0
 
-    def check(self, previous: ListPage, page: ListPage, offset: int) -> ListPage:
-        ids = {job.id for job in page.jobs}
-        if not page.rows or (ids and not ids <= {job.id for job in previous.jobs}):
+    def check(self, previous: _Kept, page: _Kept, offset: int) -> _Kept:
+        ids = set(page.ids)
+        if not page.rows or (ids and not ids <= set(previous.ids)):
             self._stalls = 0
             return page
         self._stalls += 1
@@ -288,34 +345,35 @@ class _Cutoff:
     def __init__(self, query: Query) -> None:
         self._since = query.since_ms
 
-    def passed(self, page: ListPage) -> bool:
+    def passed(self, page: _Kept) -> bool:
         if self._since is None:
             return False
-        times = [j.create_time for j in page.jobs if j.create_time is not None]
+        times = [j.create_time for j in page.readings if j.create_time is not None]
         in_order = all(a >= b for a, b in itertools.pairwise(times))
         return bool(times) and in_order and times[-1] < self._since
 
 
 def _assemble(
-    listing: Pass, query: Query, pages: dict[int, ListPage], *, trust_total: bool, page_size: int
+    listing: Pass, query: Query, pages: dict[int, _Kept], *, trust_total: bool, page_size: int
 ) -> Pass:
     rows = read = 0
     foreign = [False, False, False]
     checked = broken = False
     spelling: str | None = None
-    queue, state, since, jobs = query.queue, query.state, query.since_ms, listing.jobs
+    queue, state, since = query.queue, query.state, query.since_ms
+    jobs, finished = listing.jobs, listing.finished
     for offset in sorted(pages):
         page = pages[offset]
         rows += page.rows
-        read += len(page.jobs)
+        read += len(page.ids)
         listing.rejected += page.rejected
         listing.unknown_state += page.unknown_state
         spelling = spelling or page.spelling
-        times = [j.create_time for j in page.jobs if j.create_time is not None]
+        times = [j.create_time for j in page.readings if j.create_time is not None]
         if len(set(times)) > 1:
             checked = True
             broken = broken or any(a < b for a, b in itertools.pairwise(times))
-        for job in page.jobs:
+        for job_id, job in zip(page.ids, page.readings, strict=True):
             # Outside the (queue, state, start) filter: the API ignored that filter.
             wrong_queue = queue is not None and job.queue != queue
             wrong_state = state is not None and job.state is not state
@@ -328,8 +386,13 @@ def _assemble(
                 ]
                 continue
             # Seen twice (rows shifted under us): keep the reading from the later page.
-            jobs[job.id] = job
-    ids = {job.id for page in pages.values() for job in page.jobs}
+            if isinstance(job, FinishedJob):
+                finished[job_id] = job
+                jobs.pop(job_id, None)
+            else:
+                jobs[job_id] = job
+                finished.pop(job_id, None)
+    ids = {job_id for page in pages.values() for job_id in page.ids}
     totals = frozenset(page.total for page in pages.values())
     settled = read == len(ids) and not listing.cut_short
     known = [t for t in totals if t is not None]

@@ -22,23 +22,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import anyio
 
 from monitor.core.behaviour import BehaviourBook
-from monitor.core.counts import advance, terminal_counts
-from monitor.core.jobs import Job, JobState
+from monitor.core.counts import KeptCounts, counts_by_queue
+from monitor.core.jobs import Job
 from monitor.core.resume import ResumeState
 from monitor.core.snapshot import Change, JobSnapshot, Observation, StateSummary
-from monitor.core.tracked import ActiveJob
-from monitor.dli.errors import DLIError, UnknownJobState, is_gone
+from monitor.core.tracked import ActiveJob, FinishedJob
+from monitor.dli.errors import DLIError
 from monitor.dli.source import JobApi, JobSource, RetryBudget, RetryDetails
 from monitor.output.events import EventLog
 from monitor.output.metrics import TargetMetrics
 from monitor.output.scope import Scope
+from monitor.poll.confirm import confirm
 from monitor.poll.pacing import PacedSource
+from monitor.poll.paging import Compact
 from monitor.poll.settings import ALL_QUEUES, PolledQueue, PollSettings, next_start
 from monitor.poll.shared import ProjectPass
 from monitor.poll.strategy import (
@@ -53,6 +55,7 @@ from monitor.poll.strategy import (
     count_terminal,
     guess_sizes,
     incremental_usable,
+    newest_created,
     recount_by_total,
 )
 
@@ -109,18 +112,16 @@ class QueuePoller:
         )
         self._recount_interval = settings.recount_interval
         self._recount_rps = settings.recount_rps
-        #: terminal counts while polling incrementally: the last count (a full listing, or the
-        #: API's totals) plus the changes observed since; ``None``: the snapshot's own counts
-        self._kept: dict[tuple[str, JobState], int] | None = None
-        #: wall time of the last count (0: never)
-        self._counted_at = 0.0
+        #: the terminal counts incremental polls keep between recounts
+        self._kept = KeptCounts()
         #: rows each pass listed last time (the next pass's guess of its size)
         self._sizes: dict[str, int] = {}
         self._recounting = False
         self._shared = shared
+        self._rows_listed = 0
         if resume is not None and snapshot is not None:
-            self._kept = dict(resume.kept) if resume.kept is not None else None
-            self._counted_at = (resume.counted_at_ms or 0) / 1000
+            counted = resume.counted_at_ms
+            self._kept = KeptCounts(resume.kept, None if counted is None else counted / 1000)
             self._sizes = dict(resume.sizes)
         self._unknown_detail_states: set[str] = set()
         horizon = snapshot.horizon_ms if snapshot is not None else None
@@ -158,16 +159,21 @@ class QueuePoller:
     def summary(self) -> StateSummary | None:
         if self._snapshot is None:
             return None
-        if self._kept is None:
-            return self._snapshot.summary
-        return self._snapshot.summary.with_terminal_counts(self._kept)
+        return self._kept.summary(self._snapshot.summary)
 
     @property
     def resume_state(self) -> ResumeState:
         """What a restart needs besides the snapshot (as of the last applied poll)."""
-        kept = dict(self._kept) if self._kept is not None else None
-        counted = int(self._counted_at * 1000) if self._counted_at else None
+        counts = self._kept.counts
+        kept = dict(counts) if counts is not None else None
+        at = self._kept.counted_at
+        counted = None if at is None else int(at * 1000)
         return ResumeState(kept, counted, dict(self._sizes))
+
+    @property
+    def rows_listed(self) -> int:
+        """Jobs the last applied poll listed."""
+        return self._rows_listed
 
     @property
     def queue(self) -> str | None:
@@ -255,7 +261,14 @@ class QueuePoller:
         self._metrics.rows_rejected(label, "unknown_state", listing.unknown_state)
 
         self._apply(
-            Observation(listing.jobs, confirmed, gone, listing.complete, result.history_before_ms),
+            Observation(
+                listing.jobs,
+                confirmed,
+                gone,
+                listing.complete,
+                result.history_before_ms,
+                finished=listing.finished,
+            ),
             strategy,
             result,
         )
@@ -266,7 +279,7 @@ class QueuePoller:
         one is due (incremental polls only: a full listing counts them anyway)."""
         if not isinstance(strategy, IncrementalStrategy):
             return strategy
-        if self._clock() - self._counted_at < self._recount_interval:
+        if not self._kept.due(self._clock(), self._recount_interval):
             return strategy
         if recount_by_total(self.polled.queue, self._book.current):
             return replace(strategy, count=True)
@@ -280,6 +293,15 @@ class QueuePoller:
         if self._recounting and self._recount_rps is not None:
             return PacedSource(source, self._recount_rps)
         return source
+
+    def _compact(self) -> Compact:
+        """Which listed rows a full listing keeps as compact records: every finished one of a
+        baseline (nothing is reported of them), and later the ones the snapshot already holds
+        as finished (the snapshot's own record: nothing is allocated for them)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return lambda job: FinishedJob.of(job) if job.state.terminal else None
+        return lambda job: snapshot.finished_record(job.id)
 
     async def _gather(self, source: JobSource, strategy: Strategy) -> PollResult:
         queue, shared = self.polled.queue, self._shared
@@ -295,6 +317,7 @@ class QueuePoller:
             page_size=self._page_size,
             behaviour=self._book.current,
             sizes=guess_sizes(strategy, self._snapshot, self._sizes),
+            compact=self._compact(),
         )
         self._book.learn(result.facts)
         return result
@@ -317,7 +340,7 @@ class QueuePoller:
         if name == "incremental":
             if isinstance(current, IncrementalStrategy):
                 return IncrementalStrategy(result.watermark_ms)
-            strategy = IncrementalStrategy(_newest(self._snapshot))
+            strategy = IncrementalStrategy(newest_created(self._snapshot))
             if isinstance(previous, IncrementalStrategy):
                 return strategy
         else:
@@ -333,31 +356,14 @@ class QueuePoller:
     async def _confirm(
         self, source: JobSource, missing: list[ActiveJob]
     ) -> tuple[dict[str, Job], frozenset[str]]:
-        """Detail requests for active jobs missing from the listing. A job whose request fails
-        stays unconfirmed (unchanged in the snapshot) until a later poll."""
-        confirmed: dict[str, Job] = {}
-        gone: set[str] = set()
-
-        async def confirm(tracked: ActiveJob) -> None:
-            try:
-                job = await source.get_job(tracked.id, queue=tracked.queue)
-            except UnknownJobState as exc:
-                if exc.state not in self._unknown_detail_states:  # logged once per spelling
-                    self._unknown_detail_states.add(exc.state)
-                    self._events.rows_rejected(self.polled.label, 0, 1, exc.request_id)
-                self._metrics.rows_rejected(self.polled.label, "unknown_state")
-                return
-            except DLIError as exc:
-                if is_gone(exc):
-                    gone.add(tracked.id)
-                return  # anything else leaves the job unconfirmed until a later poll
-            confirmed[job.id] = job
-
-        if missing:
-            async with anyio.create_task_group() as tg:
-                for tracked in missing:
-                    tg.start_soon(confirm, tracked)
-        return confirmed, frozenset(gone)
+        """Detail requests for active jobs missing from the listing (see :func:`confirm`)."""
+        confirmed = await confirm(source, missing)
+        for state, request_id in confirmed.unknown_states:
+            if state not in self._unknown_detail_states:  # logged once per spelling
+                self._unknown_detail_states.add(state)
+                self._events.rows_rejected(self.polled.label, 0, 1, request_id)
+            self._metrics.rows_rejected(self.polled.label, "unknown_state")
+        return confirmed.jobs, confirmed.gone
 
     def _apply(self, observation: Observation, strategy: Strategy, result: PollResult) -> None:
         """Publish and swap in the poll's result, its strategy's watermark and API counts
@@ -368,13 +374,16 @@ class QueuePoller:
         before = self._snapshot
         if self._snapshot is None:
             snapshot = JobSnapshot.baseline(
-                observation.listed.values(), now_ms=now_ms, horizon_ms=observation.history_before_ms
+                observation.listed.values(),
+                now_ms=now_ms,
+                horizon_ms=observation.history_before_ms,
+                finished=observation.finished,
             )
             self._init_queues(snapshot.summary.queues())
             self._snapshot = snapshot  # so that the baseline counts include the API's totals
             summary = self.summary
             assert summary is not None
-            for queue, counts in _counts_by_queue(summary, self.export_queues).items():
+            for queue, counts in counts_by_queue(summary, self.export_queues).items():
                 self._events.baseline(queue, counts)
         else:
             diff = self._snapshot.diff(observation, now_ms=now_ms)
@@ -387,6 +396,7 @@ class QueuePoller:
         self._count(before, strategy, result, diff.changes if before is not None else [], now)
         self._sizes.update(result.sizes)
         self._snapshot = snapshot
+        self._rows_listed = result.listing.listed
         self._strategy = self._next_strategy(strategy, result)
         self._metrics.poll_succeeded(label, now)
         if self._failed_polls:
@@ -408,15 +418,11 @@ class QueuePoller:
         poll after it starts from its counts, and each one adds the jobs it saw finish; a
         recount by ``total`` replaces the queue's counts."""
         if isinstance(strategy, FullStrategy):
-            self._kept, self._counted_at = None, now
+            self._kept.listed_everything(now)
             return
-        if self._kept is None:
-            self._kept = terminal_counts(before.summary) if before is not None else {}
-        self._kept = kept = advance(self._kept, changes)
+        self._kept.observed(before.summary if before is not None else None, changes)
         if strategy.count and self.polled.queue is not None:
-            for state, n in result.totals.items():
-                kept[(self.polled.queue, state)] = n
-            self._counted_at = now
+            self._kept.recounted(self.polled.queue, result.totals, now)
 
     def _failed(self, error: str, code: str, attempt: int) -> None:
         label = self.polled.label
@@ -431,18 +437,3 @@ class QueuePoller:
             if queue not in self._initialised:
                 self._metrics.init_queue(queue)
                 self._initialised.add(queue)
-
-
-def _newest(snapshot: JobSnapshot | None) -> int | None:
-    """The newest ``create_time`` the snapshot knows: where incremental polls start from."""
-    created = [t.create_time for t in snapshot.values() if t.create_time] if snapshot else []
-    return max(created, default=None)
-
-
-def _counts_by_queue(
-    summary: StateSummary, queues: Iterable[str]
-) -> Mapping[str, dict[JobState, int]]:
-    result: dict[str, dict[JobState, int]] = {q: {} for q in queues}
-    for (queue, state), count in summary.counts.items():
-        result.setdefault(queue, {})[state] = count
-    return result

@@ -22,7 +22,7 @@ from typing import Protocol
 import anyio
 
 from monitor.core.behaviour import BehaviourBook
-from monitor.core.jobs import ACTIVE_STATES, JobState
+from monitor.core.jobs import ACTIVE_STATES, Job, JobState
 from monitor.core.snapshot import StateSummary
 from monitor.dli.errors import DLIError
 from monitor.dli.source import JobSource
@@ -64,6 +64,8 @@ class _Round:
     done: anyio.Event = field(default_factory=anyio.Event)
     result: PollResult | None = None
     error: DLIError | None = None
+    #: the result's rows by queue (``None``: some came without a queue)
+    by_queue: dict[str, dict[str, Job]] | None = None
 
 
 class ProjectPass:
@@ -88,6 +90,7 @@ class ProjectPass:
         self._pollers: list[SharedQueue] = []
         self._sizes: dict[str, int] = {}
         self._project_wide: bool | None = None
+        self._decided_at = 0.0
         #: False once a pass had rows without a queue: they cannot be given to a queue
         self._splittable = True
         self._running: _Round | None = None
@@ -105,7 +108,12 @@ class ProjectPass:
             return False
         if not isinstance(poller.strategy, IncrementalStrategy) or not self._splittable:
             return False
-        return self._choose()
+        # Decided once a round, not once a poller: the costs cover every queue.
+        now = self._clock()
+        if self._project_wide is None or now - self._decided_at >= self._interval / 2:
+            self._decided_at = now
+            self._choose()
+        return bool(self._project_wide)
 
     def _incremental(self) -> list[SharedQueue]:
         return [p for p in self._pollers if isinstance(p.strategy, IncrementalStrategy)]
@@ -138,11 +146,11 @@ class ProjectPass:
         assert poller.queue is not None
         round_ = await self._round(poller, source)
         assert round_.result is not None
-        whole = round_.result.listing
-        if any(not job.queue for job in whole.jobs.values()):
+        if round_.by_queue is None:
             self._splittable = False
             return None
-        return _slice(round_.result, poller.queue, runner=round_.runner == id(poller))
+        jobs = round_.by_queue.get(poller.queue, {})
+        return _slice(round_.result, jobs, runner=round_.runner == id(poller))
 
     async def _round(self, poller: SharedQueue, source: JobSource) -> _Round:
         key = id(poller)
@@ -168,6 +176,7 @@ class ProjectPass:
             round_ = self._running = _Round(self._clock(), key)
             try:
                 round_.result = await self._gather(source)
+                round_.by_queue = _by_queue(round_.result.listing)
                 self._latest = round_
                 self._taken[key] = round_
             except DLIError as exc:
@@ -204,12 +213,22 @@ def _active_counts(summary: StateSummary | None) -> dict[JobState, int]:
     return counts
 
 
-def _slice(result: PollResult, queue: str, *, runner: bool) -> PollResult:
-    """The rows of ``queue`` in a project-wide result, with the pass's own facts (whether a
-    filter held shows in the whole pass, not in one queue's rows); the rows that could not be
+def _by_queue(listing: Pass) -> dict[str, dict[str, Job]] | None:
+    """The listing's rows by their queue, once per round; ``None`` if a row has no queue (it
+    cannot be given to any)."""
+    split: dict[str, dict[str, Job]] = {}
+    for job_id, job in listing.jobs.items():
+        if not job.queue:
+            return None
+        split.setdefault(job.queue, {})[job_id] = job
+    return split
+
+
+def _slice(result: PollResult, jobs: dict[str, Job], *, runner: bool) -> PollResult:
+    """A queue's share (``jobs``) of a project-wide result, with the pass's own facts (whether
+    a filter held shows in the whole pass, not in one queue's rows); the rows that could not be
     read are counted once, by the poller that ran the pass."""
     whole = result.listing
-    jobs = {job_id: job for job_id, job in whole.jobs.items() if job.queue == queue}
     listing = Pass(
         jobs,
         complete=whole.complete,

@@ -26,8 +26,9 @@ from typing import Literal
 from monitor.core.behaviour import ApiBehaviour, PassFacts, TotalMeaning
 from monitor.core.jobs import ACTIVE_STATES, TERMINAL_STATES, JobState
 from monitor.core.snapshot import JobSnapshot
+from monitor.dli.models import ListPage
 from monitor.dli.source import JobSource
-from monitor.poll.paging import Pass, Query, list_all
+from monitor.poll.paging import Compact, Pass, Query, list_all
 from monitor.poll.tasks import run_all
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "count_terminal",
     "guess_sizes",
     "incremental_usable",
+    "newest_created",
     "pages",
     "recount_by_total",
 ]
@@ -104,50 +106,68 @@ class FullStrategy:
         page_size: int,
         behaviour: ApiBehaviour,
         sizes: Mapping[str, int],
+        compact: Compact | None = None,
     ) -> PollResult:
-        listing = await list_all(
-            source,
-            Query(queue),
-            page_size=page_size,
-            trust_total=behaviour.pages_by_total,
-            size_honoured=behaviour.honours_size(page_size),
-            expected_rows=sizes.get(EVERY_JOB),
-        )
+        listed: list[Pass] = []
+        probed: dict[JobState, ListPage] = {}
+
+        async def list_every_job() -> None:
+            listed.append(
+                await list_all(
+                    source,
+                    Query(queue),
+                    page_size=page_size,
+                    trust_total=behaviour.pages_by_total,
+                    size_honoured=behaviour.honours_size(page_size),
+                    expected_rows=sizes.get(EVERY_JOB),
+                    compact=compact,
+                )
+            )
+
+        async def probe(state: JobState) -> None:
+            probed[state], _ = await source.list_page(
+                offset=0, size=1, queue=queue, filters=Query(state=state).filters()
+            )
+
+        # The probes go beside the listing, not after it: a cold start's first poll is as
+        # long as its listing.
+        probes = [partial(probe, s) for s in sorted(TERMINAL_STATES)]
+        await run_all([list_every_job, *(probes if self.probe and queue is not None else [])])
+        listing = listed[0]
         result = PollResult(
             listing,
             # what the rows need, not what this pass happened to spend
-            full_listing_requests=max(1, math.ceil(len(listing.jobs) / page_size)),
-            sizes={EVERY_JOB: len(listing.jobs)} if listing.complete else {},
+            full_listing_requests=max(1, math.ceil(listing.listed / page_size)),
+            sizes={EVERY_JOB: listing.listed} if listing.complete else {},
         )
-        if self.probe and queue is not None and listing.complete:
-            counts = dict.fromkeys(TERMINAL_STATES, 0)
-            for job in listing.jobs.values():
-                if job.state in counts:
-                    counts[job.state] += 1
-            rows = listing.facts[0].rows
-            for state in sorted(TERMINAL_STATES):
-                page, _ = await source.list_page(
-                    offset=0,
-                    size=1,
-                    queue=queue,
-                    filters=Query(state=state).filters(),
-                )
-                total = page.total
-                # Jobs finish between the listing and the probe: only an exact match, or a total
-                # that covers the whole queue for a state that does not, is evidence.
-                clear = total is not None and (
-                    total == counts[state] or (total >= rows > counts[state])
-                )
-                result.probes.append(
-                    PassFacts(
-                        filtered_state=state,
-                        totals=frozenset({total}),
-                        rows=counts[state],
-                        settled=clear,
-                        foreign_state=any(j.state is not state for j in page.jobs),
-                    )
-                )
+        if probed and listing.complete:
+            result.probes.extend(_probe_facts(listing, probed))
         return result
+
+
+def _probe_facts(listing: Pass, probed: Mapping[JobState, ListPage]) -> list[PassFacts]:
+    """What the one-row ``state`` requests beside a complete listing show about ``total``."""
+    counts = dict.fromkeys(TERMINAL_STATES, 0)
+    for state in listing.states():
+        if state in counts:
+            counts[state] += 1
+    rows = listing.facts[0].rows
+    facts = []
+    for state, page in sorted(probed.items()):
+        total = page.total
+        # Jobs finish between the listing and the probe: only an exact match, or a total that
+        # covers the whole queue for a state that does not, is evidence.
+        clear = total is not None and (total == counts[state] or (total >= rows > counts[state]))
+        facts.append(
+            PassFacts(
+                filtered_state=state,
+                totals=frozenset({total}),
+                rows=counts[state],
+                settled=clear,
+                foreign_state=any(j.state is not state for j in page.jobs),
+            )
+        )
+    return facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +190,9 @@ class IncrementalStrategy:
         page_size: int,
         behaviour: ApiBehaviour,
         sizes: Mapping[str, int],
+        compact: Compact | None = None,
     ) -> PollResult:
+        del compact  # its listings are of what can change: readings, every one
         active: dict[JobState, Pass] = {}
         counted: dict[JobState, int] = {}
         recent: list[Pass] = []
@@ -344,3 +366,9 @@ def choose_scope(per_queue: int, project_wide: int, *, queues: int) -> tuple[boo
         f"a pass per queue: about {per_queue} requests a round for {queues} queues, where "
         f"the project's other jobs make one project-wide pass {project_wide}"
     )
+
+
+def newest_created(snapshot: JobSnapshot | None) -> int | None:
+    """The newest ``create_time`` the snapshot knows: where incremental polls start from."""
+    created = [t.create_time for t in snapshot.values() if t.create_time] if snapshot else []
+    return max(created, default=None)

@@ -29,5 +29,12 @@ def test_bench_smoke_prints_every_figure() -> None:
         "requests_incremental_share",
         "targets_steady_cpu_s",
         "targets_tracked_jobs",
+        # as a user runs it (bench/daemon.py)
+        "as_run_requests_per_round_filtered",
+        "as_run_requests_per_round_livy",
+        "as_run_requests_per_round_project",
+        "as_run_cold_vs_sdk_wall",
+        "as_run_rss_bytes_per_job",
+        "as_run_polls_to_settled_behaviour",
     ):
         assert isinstance(figures[key], int | float) and figures[key] > 0, key

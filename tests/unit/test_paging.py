@@ -277,15 +277,16 @@ def test_a_pass_with_start_ignored_ends_at_the_first_page_wholly_before_it(
     times: tuple[int, ...], passed: bool
 ) -> None:
     from monitor.core.jobs import Job
-    from monitor.poll.paging import _Cutoff
+    from monitor.poll.paging import _Cutoff, _Kept
 
-    page = ListPage(
+    listed = ListPage(
         total=None,
         rows=len(times),
         jobs=tuple(
             Job(f"j{i}", JobState.SUCCESS, "etl", create_time=t) for i, t in enumerate(times)
         ),
     )
+    page = _Kept.of(listed, None)
     assert _Cutoff(Query("etl", since_ms=200)).passed(page) is passed
     assert _Cutoff(Query("etl")).passed(page) is False, "no start: nothing to pass"
 
@@ -367,3 +368,25 @@ async def test_a_known_size_is_listed_concurrently_even_where_total_counts_every
     assert len(listing.jobs) == 95
     assert sorted(int(q["from"]) for q in source.lists()) == list(range(0, 100, 10))
     assert source.most_in_flight == 8
+
+
+async def test_rows_to_keep_as_records_never_stay_readings() -> None:
+    """A baseline keeps each finished row as its compact record as its page arrives, so the
+    listing of a long history holds a reading only for the jobs that can still change."""
+    from monitor.core.tracked import FinishedJob
+
+    w = world(jobs=60)
+    source = FakeApi(w)
+    listing = await list_all(
+        source.client,
+        Query("etl"),
+        page_size=7,
+        trust_total=False,
+        compact=lambda job: FinishedJob.of(job) if job.state.terminal else None,
+    )
+    assert set(listing.jobs) | set(listing.finished) == truth(w, "etl")
+    assert not set(listing.jobs) & set(listing.finished)
+    assert all(not job.state.terminal for job in listing.jobs.values())
+    assert all(isinstance(r, FinishedJob) for r in listing.finished.values())
+    assert listing.listed == len(truth(w, "etl"))
+    assert sorted(listing.states()) == sorted(j.state for j in w.jobs.values() if j.queue == "etl")

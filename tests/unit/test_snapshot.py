@@ -428,3 +428,15 @@ def test_a_snapshot_equals_itself_only() -> None:
     same = JobSnapshot.baseline([job("a", S.RUNNING)], now_ms=T0)
     assert snap == snap  # noqa: PLR0124 (the point)
     assert snap != same and dict(snap) == dict(same)
+
+
+def test_finished_jobs_listed_as_their_records_are_seen_and_kept() -> None:
+    done, live = job("d", S.SUCCESS), job("r", S.RUNNING)
+    snap = JobSnapshot.baseline([live], now_ms=T0, finished={"d": FinishedJob.of(done)})
+    assert set(snap) == {"d", "r"} and snap.summary.counts[("q", S.SUCCESS)] == 1
+    record = snap.finished_record("d")
+    assert record is not None and snap.finished_record("r") is None
+    # A complete listing that shows "d" only as the snapshot's own record forgets nothing.
+    diff = snap.diff(Observation(listing(live), finished={"d": record}), now_ms=T0 + 1)
+    assert diff.changes == [] and "d" in diff.snapshot
+    assert "d" not in diff.snapshot.diff(Observation(listing(live)), now_ms=T0 + 2).snapshot
