@@ -253,7 +253,10 @@ class IncrementalStrategy:
             listing,
             totals=totals,
             full_listing_requests=math.ceil(everything / page_size),
-            history_before_ms=(None if watermark is None else watermark - WATERMARK_MARGIN_MS),
+            # What this poll listed began at ``since``: a finished job created before it is
+            # history. (The new watermark is the next poll's: taken as this one's horizon, a job
+            # created in the window and finished since was taken for history, never reported.)
+            history_before_ms=since,
             watermark_ms=watermark,
             sizes={key: p.facts[0].rows for key, p in passes.items() if p.facts[0].settled},
         )

@@ -106,6 +106,7 @@ class PollMachine(RuleBasedStateMachine):
         self.events: list[MutableMapping[str, Any]] = []
         self.applied: list[int] = []  # world time of every applied poll
         self.calm = False
+        self.expired_ms = 0  # world time history last expired
 
     def _poll(self, *, cut_off_after: int | None = None) -> bool:
         async def poll() -> bool:
@@ -170,6 +171,7 @@ class PollMachine(RuleBasedStateMachine):
         for job in list(self.world.jobs.values()):
             if job.state.terminal and (job.end_time or 0) < seen_by and job.id[-1] in "0123":
                 self.world.delete(job.id)
+                self.expired_ms = self.world.now_ms
         self.calm = False
 
     @invariant()
@@ -194,7 +196,14 @@ class PollMachine(RuleBasedStateMachine):
         summary = self.poller.summary
         assert summary is not None
         exported = {s: summary.counts.get(("etl", s), 0) for s in JobState}
-        assert exported == self.world.counts("etl")
+        truth = self.world.counts("etl")
+        counted = self.poller.resume_state.counted_at_ms
+        if self.poller.resume_state.kept is not None and (counted or 0) <= self.expired_ms:
+            # Kept terminal counts may lag history expiry until the next recount (and only
+            # they): the active states must be exact all the same.
+            exported = {s: n for s, n in exported.items() if not s.terminal}
+            truth = {s: n for s, n in truth.items() if not s.terminal}
+        assert exported == truth
 
 
 @pytest.fixture(autouse=True)

@@ -371,3 +371,27 @@ async def test_a_restart_resumes_its_verdicts_counts_and_sizes_without_relearnin
     recent = restarted.resume_state.sizes["recent"]  # jobs created within the watermark margin
     rows = [counts[S.STARTING], counts[S.RUNNING], counts[S.RECOVERING], recent]
     assert len(lists) == sum(max(1, -(-n // 4)) for n in rows), "the pages the rows need"
+
+
+async def test_a_job_that_finished_between_polls_is_news_even_behind_a_newer_one() -> None:
+    """Found by the poll state machine (the CHANGELOG's known issue): a job created after the
+    last poll and finished before this one is listed only as finished. The poll's horizon (what
+    counts as history) was its new watermark less the margin, so a newer job created more than
+    a minute after it made it history: never reported. The horizon is where the poll's own
+    window began."""
+    rig = Rig(strategy="incremental", jobs=20)
+    for _ in range(2):
+        await rig.poll()
+        rig.clock.advance(30)
+    watermark = rig.incremental().watermark_ms
+    assert watermark is not None
+    short = rig.world.submit("etl", at_ms=watermark + 1_000).id
+    rig.world.jobs[short].plan = []
+    rig.world.set_state(short, S.RUNNING)
+    rig.world.set_state(short, S.SUCCESS)
+    later = rig.world.submit("etl", at_ms=watermark + 120_000).id
+    rig.world.jobs[later].plan = []
+    rig.clock.advance(150)
+    reported = job_events(await rig.poll())
+    assert ("job.discovered", short, "success") in reported
+    assert ("job.discovered", later, "starting") in reported
