@@ -395,3 +395,39 @@ async def test_a_job_that_finished_between_polls_is_news_even_behind_a_newer_one
     reported = job_events(await rig.poll())
     assert ("job.discovered", short, "success") in reported
     assert ("job.discovered", later, "starting") in reported
+
+
+@pytest.mark.parametrize("total", ["filtered", "project"])
+async def test_a_recount_asks_the_api_again_once_an_interval(total: str) -> None:
+    """Between recounts the terminal counts are kept; once ``recount_interval`` has passed, the
+    next poll recounts: two one-row requests where total counts filtered rows, else one full
+    listing of the queue (after which incremental polls go on, without a switch to tell)."""
+    rig = Rig(ApiVariant(total=total), strategy="incremental", jobs=120)  # type: ignore[arg-type]
+    for _ in range(3):
+        await rig.poll()
+        rig.clock.advance(30)
+    rig.source.requests.clear()
+    await rig.poll()
+    assert all("state" in q or "start" in q for q in rig.source.lists()), "nothing recounted"
+    assert all(q["size"] == "4" for q in rig.source.lists())
+    rig.world.delete(next(j.id for j in rig.world.jobs.values() if j.state is S.DEAD))
+    rig.clock.advance(600)
+    rig.source.requests.clear()
+    logs = await rig.poll()
+    lists = rig.source.lists()
+    if total == "filtered":
+        counts = sorted((q["state"], q["from"]) for q in lists if q["size"] == "1")
+        assert counts == [("dead", "0"), ("success", "0")]
+    else:
+        # A full listing of the queue, its size known (at most one page past the end), and
+        # the probe of total beside it: contrary evidence would make later recounts cheap.
+        every = [q for q in lists if "state" not in q and "start" not in q]
+        rows = sum(rig.world.counts("etl").values())
+        assert -(-rows // 4) <= len(every) <= rows // 4 + 1
+        probes = sorted(q["state"] for q in lists if q["size"] == "1")
+        assert probes == ["dead", "success"]
+    assert not [e for e in logs if e["event"] == "poll.strategy"]
+    assert isinstance(rig.poller.strategy, IncrementalStrategy)
+    summary = rig.poller.summary
+    assert summary is not None
+    assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
