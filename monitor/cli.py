@@ -153,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
         type=_AT_LEAST_ONE,
         help="sliding-window limit: at most N requests per --gateway-window",
     )
+    sim.add_argument(
+        "--failure-mix",
+        type=_failure_mix,
+        help="why dead jobs died, as their logs say: reason=weight,... "
+        "(reasons: oom, executor_lost, resource_unavailable, input_not_found, "
+        "permission_denied, dependency_missing, sql_error, timeout, killed, app_error, unknown; "
+        "default: all alike)",
+    )
     api.add_argument(
         "--gateway-window",
         choices=["second", "minute"],
@@ -221,6 +229,15 @@ def _run(settings: Settings) -> int:
     configure_logging(settings.log_format, level=settings.log_level)
     anyio.run(daemon.run)
     return 0
+
+
+def _failure_mix(text: str) -> tuple[tuple[str, int], ...]:
+    from monitor.simulator.failures import parse_mix
+
+    try:
+        return parse_mix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _world(  # noqa: PLR0913, PLR0917 (a World's knobs, as the command's flags give them)
@@ -313,6 +330,8 @@ async def _simulate(args: argparse.Namespace) -> int:
         deleted_answer=args.deleted_answer or "DLI.0002",
         page_cap=args.page_cap,
     )
+    if args.failure_mix is not None:
+        world.failure_mix = args.failure_mix
     sim = Simulator(
         world,
         faults=faults,

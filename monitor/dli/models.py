@@ -16,7 +16,8 @@ same :class:`ListPage` (``tests/unit/test_parser_equivalence.py`` compares them)
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
@@ -47,6 +48,9 @@ class ListPage:
     rejected: int = 0
     unknown_state: int = 0
     spelling: str | None = None
+    #: the ``log`` of each dead row, undecoded JSON (an event says why the job died; no other
+    #: row's log is ever read)
+    dead_logs: Mapping[str, bytes] = field(default_factory=dict)
 
 
 # int64, which msgspec can bound; orjson reads up to 2**64 - 1 as an integer and beyond as a
@@ -69,6 +73,8 @@ class _Row(msgspec.Struct, gc=False):
     create_time: _Int | None = None
     update_time: _Int | None = None
     duration: _Int | None = None
+    #: skipped, not decoded: only a dead row's is read (empty when the row has none)
+    log: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
 
 
 class _Page(msgspec.Struct, gc=False):
@@ -172,6 +178,7 @@ def parse_list_page(
     jobs: list[Job] = []
     rejected = unknown = 0
     spelling: str | None = None
+    logs: dict[str, bytes] = {}
     for row in rows:
         if not row.id:
             rejected += 1
@@ -185,7 +192,9 @@ def parse_list_page(
             if spelling is None:
                 spelling = row.state
         jobs.append(_fast_job(row, state, default_queue))
-    return ListPage(page.total, len(rows), tuple(jobs), rejected, unknown, spelling)
+        if state is JobState.DEAD and len(row.log):
+            logs[row.id] = bytes(row.log)  # a copy: the page's buffer is not kept for it
+    return ListPage(page.total, len(rows), tuple(jobs), rejected, unknown, spelling, logs)
 
 
 def _tolerant_list_page(body: bytes, default_queue: str, request_id: str | None) -> ListPage:
@@ -204,6 +213,7 @@ def _tolerant_list_page(body: bytes, default_queue: str, request_id: str | None)
     jobs: list[Job] = []
     rejected = unknown = 0
     spelling: str | None = None
+    logs: dict[str, bytes] = {}
     for row in sessions:
         try:
             job = _job(row, default_queue)
@@ -216,6 +226,8 @@ def _tolerant_list_page(body: bytes, default_queue: str, request_id: str | None)
         jobs.append(job)
         if spelling is None and row["state"] != job.state.value:
             spelling = row["state"]
+        if job.state is JobState.DEAD and isinstance(row.get("log"), list):
+            logs[job.id] = orjson.dumps(row["log"])
     return ListPage(
         total=total,
         rows=len(sessions),
@@ -223,6 +235,7 @@ def _tolerant_list_page(body: bytes, default_queue: str, request_id: str | None)
         rejected=rejected,
         unknown_state=unknown,
         spelling=spelling,
+        dead_logs=logs,
     )
 
 

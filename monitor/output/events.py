@@ -18,8 +18,10 @@ import orjson
 import structlog
 
 from monitor.core.behaviour import ApiBehaviour
+from monitor.core.failure import Failure
 from monitor.core.jobs import Job, JobState
 from monitor.core.snapshot import Change, Discovered, Forgotten, Transition, Vanished
+from monitor.output.redact import log_tail
 
 __all__ = [
     "EVENTS",
@@ -166,8 +168,10 @@ class EventLog:
             "event_id": event_id(self.project_id, job.id, event, frm, to, n),
         }
 
-    def change(self, queue: str, change: Change) -> None:
-        """Emit the event for one snapshot change."""
+    def change(self, queue: str, change: Change, failure: Failure | None = None) -> None:
+        """Emit the event for one snapshot change; a job that died carries ``failure``: its
+        reason, and its log tail, redacted and bounded here, before it leaves the process."""
+        died = _died(failure)
         match change:
             case Transition():
                 name = "job.transition"
@@ -181,6 +185,7 @@ class EventLog:
                     in_state_seconds=round(change.in_state_seconds, 3),
                     duration_ms=change.duration_ms,
                     skipped=change.skipped,
+                    **(died if change.to_state is JobState.DEAD else {}),
                 )
             case Discovered():
                 name = "job.discovered"
@@ -190,6 +195,7 @@ class EventLog:
                     name,
                     **self._job_fields(queue, change.job, name, "", state),
                     state=state,
+                    **(died if change.job.state is JobState.DEAD else {}),
                 )
             case Vanished():
                 name = "job.vanished"
@@ -323,3 +329,14 @@ class EventLog:
         self._emit(
             "info", "monitor.stopping", version=version, project_id=self.project_id, reason=reason
         )
+
+
+def _died(failure: Failure | None) -> dict[str, object]:
+    """The fields a ``dead`` event adds: why, in one word and in the job's own last lines."""
+    if failure is None:
+        return {"reason": "unknown", "log_tail": [], "log_source": "none"}
+    return {
+        "reason": failure.reason,
+        "log_tail": log_tail(failure.records),
+        "log_source": failure.source,
+    }

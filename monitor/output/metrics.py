@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Info, disable_created_
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from monitor.core.failure import REASONS
 from monitor.core.jobs import JobState
 from monitor.core.snapshot import DIRECT_EDGES, Change, Discovered, Forgotten, Transition, Vanished
 from monitor.output.levels import BehaviourCollector, LevelSeries, SnapshotView
@@ -113,6 +114,12 @@ class Metrics:
             [*SCOPE_LABELS, "queue", "state"],
             buckets,
         )
+        self.failures = Family(
+            "dli_batch_job_failures",
+            "Jobs that reached dead, by the reason their last log records give (unknown: none).",
+            "counter",
+            [*SCOPE_LABELS, "queue", "reason"],
+        )
         self.up = Family(
             "dli_monitor_up",
             "1 when the last poll of the queue succeeded.",
@@ -150,6 +157,7 @@ class Metrics:
             self.transitions,
             self.job_duration,
             self.state_duration,
+            self.failures,
             *self.levels.families,
             self.up,
             self.last_success,
@@ -238,6 +246,8 @@ class TargetMetrics:
                 m.state_duration.touch((*s, queue, state.value))
         for old, new in DIRECT_EDGES:
             m.transitions.touch((*s, queue, old.value, new.value))
+        for reason in REASONS:
+            m.failures.touch((*s, queue, reason))
 
     def record(self, queue: str, change: Change) -> None:
         """Count one published change."""
@@ -261,6 +271,10 @@ class TargetMetrics:
                 pass  # counted by dli_monitor_events_total{event="job.vanished"/"job.forgotten"}
             case _:
                 assert_never(change)
+
+    def job_failed(self, queue: str, reason: str) -> None:
+        """A job of ``queue`` reached ``dead``, for ``reason``."""
+        self._m.failures.inc((*self._labels, queue, reason))
 
     def poll_succeeded(self, label: str, at: float) -> None:
         """A poll of ``label`` was applied at unix time ``at``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import anyio
@@ -78,6 +78,8 @@ class Pass:
     cut_short: bool = False
     #: rows kept as compact records rather than readings (see ``compact`` of :func:`list_all`)
     finished: dict[str, FinishedJob] = field(default_factory=dict)
+    #: the undecoded ``log`` of each dead job listed as a reading (why it died)
+    logs: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def listed(self) -> int:
@@ -108,6 +110,7 @@ class Pass:
                 del self.jobs[job_id]
             self.jobs.update(other.jobs)
             self.finished.update(other.finished)
+        self.logs.update({k: v for k, v in other.logs.items() if k in self.jobs})
         self.complete = self.complete and other.complete
         self.requests += other.requests
         self.rejected += other.rejected
@@ -132,15 +135,30 @@ class _Kept:
     spelling: str | None
     ids: tuple[str, ...]
     readings: tuple[Job | FinishedJob, ...]
+    logs: Mapping[str, bytes]
 
     @classmethod
     def of(cls, page: ListPage, compact: Compact | None) -> _Kept:
         readings: tuple[Job | FinishedJob, ...] = page.jobs
+        logs = page.dead_logs
         if compact is not None:
             readings = tuple(compact(job) or job for job in page.jobs)
+            if logs:  # a row kept as its record is not news: its log is never read
+                logs = {
+                    job.id: logs[job.id]
+                    for job, reading in zip(page.jobs, readings, strict=True)
+                    if reading is job and job.id in logs
+                }
         ids = tuple(job.id for job in page.jobs)
         return cls(
-            page.total, page.rows, page.rejected, page.unknown_state, page.spelling, ids, readings
+            page.total,
+            page.rows,
+            page.rejected,
+            page.unknown_state,
+            page.spelling,
+            ids,
+            readings,
+            logs,
         )
 
 
@@ -392,6 +410,8 @@ def _assemble(
             else:
                 jobs[job_id] = job
                 finished.pop(job_id, None)
+                if job_id in page.logs:
+                    listing.logs[job_id] = page.logs[job_id]
     ids = {job_id for page in pages.values() for job_id in page.ids}
     totals = frozenset(page.total for page in pages.values())
     settled = read == len(ids) and not listing.cut_short

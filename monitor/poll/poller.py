@@ -29,9 +29,17 @@ import anyio
 
 from monitor.core.behaviour import BehaviourBook
 from monitor.core.counts import KeptCounts, counts_by_queue
-from monitor.core.jobs import Job
+from monitor.core.failure import explain
+from monitor.core.jobs import Job, JobState
 from monitor.core.resume import ResumeState
-from monitor.core.snapshot import Change, JobSnapshot, Observation, StateSummary
+from monitor.core.snapshot import (
+    Change,
+    Discovered,
+    JobSnapshot,
+    Observation,
+    StateSummary,
+    Transition,
+)
 from monitor.core.tracked import ActiveJob, FinishedJob
 from monitor.dli.errors import DLIError
 from monitor.dli.source import JobApi, JobSource, RetryBudget, RetryDetails
@@ -389,9 +397,14 @@ class QueuePoller:
             diff = self._snapshot.diff(observation, now_ms=now_ms)
             snapshot = diff.snapshot
             self._init_queues(snapshot.summary.queues())
+            logs = result.listing.logs
             for change in diff.changes:
                 queue = change.job.queue or label
-                self._events.change(queue, change)
+                failure = None
+                if _died(change):
+                    failure = explain(logs.get(change.job.id))
+                    self._metrics.job_failed(queue, failure.reason)
+                self._events.change(queue, change, failure)
                 self._metrics.record(queue, change)
         self._count(before, strategy, result, diff.changes if before is not None else [], now)
         self._sizes.update(result.sizes)
@@ -437,3 +450,11 @@ class QueuePoller:
             if queue not in self._initialised:
                 self._metrics.init_queue(queue)
                 self._initialised.add(queue)
+
+
+def _died(change: Change) -> bool:
+    match change:
+        case Transition(to_state=JobState.DEAD) | Discovered(job=Job(state=JobState.DEAD)):
+            return True
+        case _:
+            return False

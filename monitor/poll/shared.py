@@ -231,6 +231,7 @@ def _slice(result: PollResult, jobs: dict[str, Job], *, runner: bool) -> PollRes
     whole = result.listing
     listing = Pass(
         jobs,
+        logs={job_id: whole.logs[job_id] for job_id in jobs.keys() & whole.logs.keys()},
         complete=whole.complete,
         rejected=whole.rejected if runner else 0,
         unknown_state=whole.unknown_state if runner else 0,

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from monitor.core.jobs import ACTIVE_STATES, JobState
+from monitor.simulator.failures import EMPTY_LOG, FAILURE_LOGS, pick_log
 
 __all__ = ["Lifecycle", "SimJob", "TruthEntry", "World"]
 
@@ -90,6 +91,8 @@ class SimJob:
     plan: list[tuple[int, JobState]] = field(default_factory=list)
     app_id: str | None = None
     end_time: int | None = None
+    #: the last log records its rows show (a dead job's say why it died)
+    log: tuple[str, ...] = EMPTY_LOG
 
     def duration(self, now_ms: int) -> int:
         if self.state is S.STARTING:
@@ -103,7 +106,7 @@ class SimJob:
             "id": self.id,
             "state": self.state.value,
             "appId": self.app_id,
-            "log": ["stdout: ", "stderr: ", "YARN Diagnostics: "],
+            "log": list(self.log),
             "sc_type": self.sc_type,
             "cluster_name": self.queue,
             "queue": self.queue,
@@ -143,6 +146,8 @@ class World:
     ) -> None:
         self.project_id = project_id
         self.queues = tuple(queues)
+        #: which reasons its dead jobs' logs give, by weight (``--failure-mix``)
+        self.failure_mix: tuple[tuple[str, int], ...] = tuple((r, 1) for r in FAILURE_LOGS)
         self.lifecycle = lifecycle or Lifecycle()
         self.history_limit = history_limit
         #: finished jobs are never deleted sooner than this after they finished
@@ -294,6 +299,8 @@ class World:
             job.end_time = at_ms
             job.plan.clear()
             self._finished = True
+        if state is S.DEAD:
+            job.log = pick_log(job.id, self.failure_mix)
         self.history.append(TruthEntry(job.id, job.queue, state, at_ms))
 
     def _expired(self, queue: str) -> list[SimJob]:
