@@ -21,7 +21,16 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["MAX_TEXT", "REASONS", "RULES", "Failure", "classify", "explain", "read_log"]
+__all__ = [
+    "MAX_TEXT",
+    "REASONS",
+    "RULES",
+    "Failure",
+    "classify",
+    "explain",
+    "log_records",
+    "read_log",
+]
 
 #: the contract's vocabulary, in the order the rules try them (``unknown``: none matched)
 REASONS = (
@@ -157,7 +166,7 @@ def classify(records: Sequence[str]) -> str:
 
 #: what a row's log holds before anything was logged: its section headers alone
 _HEADERS = frozenset({"stdout:", "stderr:", "yarn diagnostics:"})
-_RECORDS = msgspec.json.Decoder(list[str])
+_ANY = msgspec.json.Decoder()
 #: records read of one log at most (DLI sends the last 10)
 MAX_RECORDS = 100
 
@@ -175,20 +184,53 @@ class Failure:
     source: LogSource
 
 
-def read_log(raw: bytes | None) -> tuple[str, ...]:
-    """A row's undecoded ``log`` as its records; anything but a list of strings reads as none
-    (a log can never fail a poll)."""
-    if not raw:
-        return ()
+def read_log(raw: bytes) -> tuple[str, ...]:
+    """A row's undecoded ``log`` as its records (see :func:`log_records`)."""
     try:
-        records = _RECORDS.decode(raw)
+        return log_records(_ANY.decode(raw))
     except (msgspec.DecodeError, msgspec.ValidationError):
         return ()
-    return tuple(records[-MAX_RECORDS:])
 
 
-def explain(raw: bytes | None) -> Failure:
+def log_records(value: object) -> tuple[str, ...]:
+    """A row's ``log`` as its records: a list of strings, else none (a log can never fail a
+    poll); the last :data:`MAX_RECORDS` at most."""
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        return ()
+    return tuple(value[-MAX_RECORDS:])
+
+
+class RawLog:
+    """A dead row's ``log`` as it came: decoded only when an event needs it (most dead rows
+    are history a listing meets again). Equal to another with the same records."""
+
+    __slots__ = ("_raw", "_records")
+
+    def __init__(self, raw: bytes = b"", records: tuple[str, ...] | None = None) -> None:
+        self._raw = raw
+        self._records = records
+
+    @classmethod
+    def of(cls, value: object) -> RawLog:
+        """The log of a row already decoded (the tolerant parser's)."""
+        return cls(records=log_records(value))
+
+    def records(self) -> tuple[str, ...]:
+        if self._records is None:
+            self._records = read_log(self._raw)
+        return self._records
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawLog) and self.records() == other.records()
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, never hashed
+
+    def __repr__(self) -> str:
+        return f"RawLog({self.records()!r})"
+
+
+def explain(log: RawLog | None) -> Failure:
     """Why the job whose row carried this ``log`` died."""
-    records = read_log(raw)
+    records = log.records() if log is not None else ()
     said = any(r.strip().lower() not in _HEADERS for r in records if r.strip())
     return Failure(classify(records), records, "list" if said else "none")

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from monitor.core.failure import RawLog
 from monitor.core.jobs import Job, JobState, parse_state
 from monitor.dli.errors import MalformedResponse, UnknownJobState
 
@@ -48,9 +49,9 @@ class ListPage:
     rejected: int = 0
     unknown_state: int = 0
     spelling: str | None = None
-    #: the ``log`` of each dead row, undecoded JSON (an event says why the job died; no other
-    #: row's log is ever read)
-    dead_logs: Mapping[str, bytes] = field(default_factory=dict)
+    #: the ``log`` of each dead row, undecoded (an event says why the job died; no other row's
+    #: log is ever read)
+    dead_logs: Mapping[str, RawLog] = field(default_factory=dict)
 
 
 # int64, which msgspec can bound; orjson reads up to 2**64 - 1 as an integer and beyond as a
@@ -178,7 +179,7 @@ def parse_list_page(
     jobs: list[Job] = []
     rejected = unknown = 0
     spelling: str | None = None
-    logs: dict[str, bytes] = {}
+    logs: dict[str, RawLog] = {}
     for row in rows:
         if not row.id:
             rejected += 1
@@ -193,7 +194,7 @@ def parse_list_page(
                 spelling = row.state
         jobs.append(_fast_job(row, state, default_queue))
         if state is JobState.DEAD and len(row.log):
-            logs[row.id] = bytes(row.log)  # a copy: the page's buffer is not kept for it
+            logs[row.id] = RawLog(bytes(row.log))  # a copy: the page's buffer is not kept
     return ListPage(page.total, len(rows), tuple(jobs), rejected, unknown, spelling, logs)
 
 
@@ -213,7 +214,7 @@ def _tolerant_list_page(body: bytes, default_queue: str, request_id: str | None)
     jobs: list[Job] = []
     rejected = unknown = 0
     spelling: str | None = None
-    logs: dict[str, bytes] = {}
+    logs: dict[str, RawLog] = {}
     for row in sessions:
         try:
             job = _job(row, default_queue)
@@ -226,8 +227,8 @@ def _tolerant_list_page(body: bytes, default_queue: str, request_id: str | None)
         jobs.append(job)
         if spelling is None and row["state"] != job.state.value:
             spelling = row["state"]
-        if job.state is JobState.DEAD and isinstance(row.get("log"), list):
-            logs[job.id] = orjson.dumps(row["log"])
+        if job.state is JobState.DEAD and "log" in row:
+            logs[job.id] = RawLog.of(row["log"])
     return ListPage(
         total=total,
         rows=len(sessions),

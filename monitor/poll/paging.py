@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from monitor.core.behaviour import PassFacts
+from monitor.core.failure import RawLog
 from monitor.core.jobs import Job, JobState
 from monitor.core.tracked import FinishedJob
 from monitor.dli.errors import MalformedResponse
@@ -78,8 +79,8 @@ class Pass:
     cut_short: bool = False
     #: rows kept as compact records rather than readings (see ``compact`` of :func:`list_all`)
     finished: dict[str, FinishedJob] = field(default_factory=dict)
-    #: the undecoded ``log`` of each dead job listed as a reading (why it died)
-    logs: dict[str, bytes] = field(default_factory=dict)
+    #: the ``log`` records of each dead job listed as a reading (why it died)
+    logs: dict[str, RawLog] = field(default_factory=dict)
 
     @property
     def listed(self) -> int:
@@ -135,7 +136,7 @@ class _Kept:
     spelling: str | None
     ids: tuple[str, ...]
     readings: tuple[Job | FinishedJob, ...]
-    logs: Mapping[str, bytes]
+    logs: Mapping[str, RawLog]
 
     @classmethod
     def of(cls, page: ListPage, compact: Compact | None) -> _Kept:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import anyio
 
-from monitor.core.behaviour import BehaviourBook
+from monitor.core.behaviour import BehaviourBook, Seen
 from monitor.core.jobs import ACTIVE_STATES, Job, JobState
 from monitor.core.snapshot import StateSummary
 from monitor.dli.errors import DLIError
@@ -133,7 +133,12 @@ class ProjectPass:
             # What the last project-wide pass listed, the other queues' jobs included; until
             # there was one, what the configured queues hold.
             project += pages(self._sizes.get(key, rows), self._page_size)
-        project_wide, reason = choose_scope(per_queue, project, queues=len(pollers))
+        project_wide, reason = choose_scope(
+            per_queue,
+            project,
+            queues=len(pollers),
+            queue_filter_ignored=self._book.current.queue_filter is Seen.IGNORED,
+        )
         if project_wide is not self._project_wide:
             self._project_wide = project_wide
             self._on_scope("project-wide" if project_wide else "per-queue", reason)

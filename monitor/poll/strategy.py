@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from monitor.core.behaviour import ApiBehaviour, PassFacts, TotalMeaning
+from monitor.core.behaviour import ApiBehaviour, PassFacts, Seen, TotalMeaning
 from monitor.core.jobs import ACTIVE_STATES, TERMINAL_STATES, JobState
 from monitor.core.snapshot import JobSnapshot
 from monitor.dli.models import ListPage
@@ -305,7 +305,11 @@ def choose(
 def recount_by_total(queue: str | None, behaviour: ApiBehaviour) -> bool:
     """Whether a recount of the terminal states can be one-row requests (otherwise it is a full
     listing): a queue's ``total`` under a state filter is shown to count exactly."""
-    return queue is not None and behaviour.counts_by_total
+    return (
+        queue is not None
+        and behaviour.counts_by_total
+        and behaviour.queue_filter is not Seen.IGNORED  # its totals would count other queues
+    )
 
 
 def guess_sizes(
@@ -354,10 +358,15 @@ def pages(rows: int, page_size: int) -> int:
     return max(1, math.ceil(rows / page_size))
 
 
-def choose_scope(per_queue: int, project_wide: int, *, queues: int) -> tuple[bool, str]:
+def choose_scope(
+    per_queue: int, project_wide: int, *, queues: int, queue_filter_ignored: bool = False
+) -> tuple[bool, str]:
     """Whether a round of incremental polls of ``queues`` configured queues lists the project
     once, split by the rows' queue (True), or each queue apart; and why. ``per_queue`` and
     ``project_wide`` are what a round takes either way, from the counts known."""
+    if queue_filter_ignored:
+        # Each queue's own pass would page through the whole project anyway.
+        return True, "the API ignores the queue filter: one project-wide pass serves every queue"
     if queues < 2:
         return False, "one queue: its own pass lists nothing it does not need"
     if project_wide < per_queue:

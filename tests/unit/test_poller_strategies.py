@@ -15,7 +15,12 @@ from monitor.core.behaviour import BehaviourBook, TotalMeaning
 from monitor.core.jobs import JobState
 from monitor.dli.transport import Request, Response
 from monitor.poll.poller import PolledQueue, PollSettings, QueuePoller
-from monitor.poll.strategy import FullStrategy, IncrementalStrategy, StrategySetting
+from monitor.poll.strategy import (
+    FullStrategy,
+    IncrementalStrategy,
+    StrategySetting,
+    recount_by_total,
+)
 from monitor.simulator import ApiVariant, World
 from tests.fakes import FakeApi
 from tests.rig import T0, Rig, job_events, output
@@ -27,13 +32,12 @@ S = JobState
     ("variant", "why"),
     [
         (ApiVariant(ignore_state_filter=True), "ignores the state filter"),
-        (ApiVariant(ignore_queue_filter=True), "ignores the queue filter"),
         (
             ApiVariant(ignore_time_filter=True, ignore_order=True, default_order="oldest"),
             "ignores both start and order",
         ),
     ],
-    ids=["state-ignored", "queue-ignored", "start-and-order-ignored"],
+    ids=["state-ignored", "start-and-order-ignored"],
 )
 async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_inexact(
     variant: ApiVariant, why: str
@@ -59,13 +63,22 @@ async def test_incremental_polls_fall_back_to_full_listings_where_they_would_be_
     assert {s: summary.counts.get(("etl", s), 0) for s in S} == rig.world.counts("etl")
 
 
-@pytest.mark.parametrize("total", ["project", "missing"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ApiVariant(total="project"),
+        ApiVariant(total="missing"),
+        ApiVariant(ignore_queue_filter=True),
+    ],
+    ids=["livy-total", "no-total", "queue-filter-ignored"],
+)
 async def test_incremental_polls_count_on_from_a_listing_where_total_counts_nothing_useful(
-    total: str,
+    variant: ApiVariant,
 ) -> None:
-    """A Livy-like ``total`` (every job of the project) or none at all: the terminal states are
-    counted from the last full listing plus the jobs seen finishing, exact after every poll."""
-    rig = Rig(ApiVariant(total=total), strategy="incremental", jobs=80, queues=("etl", "ml"))  # type: ignore[arg-type]
+    """A Livy-like ``total`` (every job of the project), none at all, or totals of every queue
+    (the queue filter ignored): the terminal states are counted from the last full listing plus
+    the jobs seen finishing, exact after every poll."""
+    rig = Rig(variant, strategy="incremental", jobs=80, queues=("etl", "ml"))
     for step in range(5):
         rig.world.set_state(rig.active(), S.DEAD if step % 2 else S.SUCCESS)
         rig.world.submit("etl")
@@ -79,7 +92,7 @@ async def test_incremental_polls_count_on_from_a_listing_where_total_counts_noth
     # could use.
     probe = [q for q in rig.source.lists() if q["size"] == "1"]
     assert len(probe) == 2
-    assert rig.book.current.total is not TotalMeaning.FILTERED
+    assert not recount_by_total("etl", rig.book.current)
 
 
 async def test_a_filtered_total_is_proven_then_polls_go_incremental_and_count_from_it() -> None:
