@@ -30,7 +30,7 @@ import anyio
 from monitor.core.behaviour import BehaviourBook
 from monitor.core.counts import KeptCounts, counts_by_queue
 from monitor.core.failure import explain
-from monitor.core.jobs import Job, JobState
+from monitor.core.jobs import TERMINAL_STATES, Job, JobState
 from monitor.core.resume import ResumeState
 from monitor.core.snapshot import (
     Change,
@@ -59,8 +59,8 @@ from monitor.poll.strategy import (
     PollResult,
     Strategy,
     StrategySetting,
+    bracketed,
     choose,
-    count_terminal,
     guess_sizes,
     incremental_usable,
     newest_created,
@@ -314,10 +314,20 @@ class QueuePoller:
     async def _gather(self, source: JobSource, strategy: Strategy) -> PollResult:
         queue, shared = self.polled.queue, self._shared
         if isinstance(strategy, IncrementalStrategy) and shared is not None and shared.serves(self):
-            result = await shared.share(self, source)  # the pass learnt from its own facts
+            shares: list[PollResult | None] = []
+
+            async def share() -> None:  # the pass learns from its own facts
+                shares.append(await shared.share(self, source))
+
+            totals: dict[JobState, int] = {}
+            settled = True
+            if strategy.count and queue is not None:
+                totals, settled = await bracketed(source, queue, share)
+            else:
+                await share()
+            result = shares[0]
             if result is not None:
-                if strategy.count and queue is not None:
-                    result.totals = await count_terminal(source, queue)
+                result.totals, result.counts_settled = totals, settled
                 return result
         result = await strategy.gather(
             source,
@@ -434,8 +444,10 @@ class QueuePoller:
             self._kept.listed_everything(now)
             return
         self._kept.observed(before.summary if before is not None else None, changes)
-        if strategy.count and self.polled.queue is not None:
+        complete = len(result.totals) == len(TERMINAL_STATES)
+        if strategy.count and self.polled.queue is not None and result.counts_settled and complete:
             self._kept.recounted(self.polled.queue, result.totals, now)
+        # else: jobs finished while it listed (or a total was missing): asked again next poll
 
     def _failed(self, error: str, code: str, attempt: int) -> None:
         label = self.polled.label

@@ -18,7 +18,7 @@ after gathering changes nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -40,6 +40,7 @@ __all__ = [
     "IncrementalStrategy",
     "PollResult",
     "Strategy",
+    "bracketed",
     "choose",
     "choose_scope",
     "count_terminal",
@@ -82,6 +83,9 @@ class PollResult:
     probes: list[PassFacts] = field(default_factory=list)
     #: rows each pass listed (by :func:`pass_key`), the next poll's guess of its size
     sizes: dict[str, int] = field(default_factory=dict)
+    #: the terminal counts asked for did not move while the listings were read (see
+    #: :func:`bracketed`); ``False``: they were left out, to be asked again
+    counts_settled: bool = True
 
     @property
     def facts(self) -> list[PassFacts]:
@@ -210,12 +214,6 @@ class IncrementalStrategy:
                 expected_rows=sizes.get(state.value),
             )
 
-        async def count_states() -> None:
-            assert queue is not None
-            # A row of a count is also in the active listings if the state filter is ignored,
-            # so the check of those rows covers it.
-            counted.update(await count_terminal(source, queue))
-
         async def list_recent() -> None:
             recent.append(
                 await list_all(
@@ -228,10 +226,14 @@ class IncrementalStrategy:
                 )
             )
 
-        counts = [count_states] if self.count and queue is not None else []
-        await run_all(
-            [partial(list_state, s) for s in sorted(ACTIVE_STATES)] + counts + [list_recent]
-        )
+        async def list_what_can_change() -> None:
+            await run_all([partial(list_state, s) for s in sorted(ACTIVE_STATES)] + [list_recent])
+
+        settled = True
+        if self.count and queue is not None:
+            counted, settled = await bracketed(source, queue, list_what_can_change)
+        else:
+            await list_what_can_change()
 
         listing = Pass()
         for state in sorted(active):
@@ -259,6 +261,7 @@ class IncrementalStrategy:
             history_before_ms=since,
             watermark_ms=watermark,
             sizes={key: p.facts[0].rows for key, p in passes.items() if p.facts[0].settled},
+            counts_settled=settled,
         )
 
 
@@ -276,7 +279,7 @@ def incremental_usable(result: PollResult, behaviour: ApiBehaviour, *, counted: 
         return "a state-filtered listing returned other states"
     if counted and not behaviour.counts_by_total:
         return "total is not yet shown to count the rows a state filter selects"
-    if counted and len(result.totals) != len(TERMINAL_STATES):
+    if counted and result.counts_settled and len(result.totals) != len(TERMINAL_STATES):
         return "a terminal-state count came without a total"
     return None
 
@@ -351,6 +354,22 @@ async def count_terminal(source: JobSource, queue: str) -> dict[JobState, int]:
 
     await run_all([partial(count, s) for s in sorted(TERMINAL_STATES)])
     return counted
+
+
+async def bracketed(
+    source: JobSource, queue: str, listings: Callable[[], Awaitable[None]]
+) -> tuple[dict[JobState, int], bool]:
+    """The terminal counts of ``queue`` around ``listings``: asked before and after them, and
+    kept only if both agree (``True``). Then no job finished while the listings were read, so
+    the jobs they show finished are exactly those counted; a count asked beside the listings
+    would count a job that finished after its listing was read, and its transition again in
+    the next poll."""
+    before = await count_terminal(source, queue)
+    await listings()
+    after = await count_terminal(source, queue)
+    if before != after:
+        return {}, False
+    return before, True
 
 
 def pages(rows: int, page_size: int) -> int:
