@@ -13,9 +13,10 @@ only when its detail answers the code table's "does not exist"
 (:func:`~monitor.dli.errors.is_gone`).
 
 Incremental polls keep the terminal-state counts (:mod:`monitor.core.counts`) and recount them
-every ``recount_interval``: by two one-row requests where ``total`` is shown to count filtered
-rows, otherwise by a full listing paced to a share of the ceiling. Only those counts may lag
-history expiry, and by no more than that interval; events never depend on them.
+every ``recount_interval``: by one-row totals (before and after the listings) where ``total``
+is shown to count filtered rows, otherwise by a full listing paced to a share of the ceiling.
+Only those counts may lag history expiry, and by no more than that interval; events never
+depend on them.
 """
 
 from __future__ import annotations
